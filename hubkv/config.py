@@ -1,0 +1,237 @@
+"""Configuration: which driver, with which options.
+
+Resolved when a store is created. Each layer is a whole configuration; the
+first layer that names a driver wins, and the driver's own defaults fill in
+the options it does not give:
+
+1. arguments to ``KV(...)`` / ``hubkv.configure(...)``;
+2. ``HUBKV_DRIVER`` with ``HUBKV_<OPTION>`` environment variables
+   (``HUBKV_PATH=data/app.sqlite3``);
+3. the ``[tool.hubkv]`` table of the nearest ``pyproject.toml`` (relative
+   ``path`` options are relative to that file);
+4. host credentials in the environment (e.g. Upstash's on Vercel);
+5. fs-lite at ``.data/kv.sqlite3`` under the current directory.
+
+The ``hubkv`` logger says at INFO level which driver was chosen and why.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .drivers import HOST_DRIVERS, driver_class
+from .drivers.base import Driver
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Resolved", "resolve", "find_pyproject", "STORE_OPTIONS"]
+
+log = logging.getLogger("hubkv")
+
+#: Options the store itself takes, on top of the driver's.
+STORE_OPTIONS: dict[str, type] = {"read_only": bool, "max_value_bytes": int}
+DEFAULT_DRIVER = "fs-lite"
+_ENV_PREFIX = "HUBKV_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The outcome of configuration: a ready driver and the store options."""
+
+    driver: Driver
+    read_only: bool
+    max_value_bytes: int
+    reason: str
+
+
+def resolve(
+    driver: str | Driver | None,
+    options: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Resolved:
+    """Resolve ``driver`` and ``options`` (the arguments layer) into a driver.
+
+    Store options given as arguments (``read_only``, ``max_value_bytes``)
+    apply whichever layer names the driver.
+    """
+    from .store import DEFAULT_MAX_VALUE_BYTES
+
+    env = os.environ if environ is None else environ
+    options = dict(options)
+    store_options = {name: options.pop(name) for name in STORE_OPTIONS if name in options}
+
+    if isinstance(driver, Driver):
+        if options:
+            raise ConfigError(
+                f"options {sorted(options)} can't apply to a driver instance; "
+                "pass them to the driver's constructor"
+            )
+        instance, reason = driver, "a driver instance was passed"
+    else:
+        name, driver_options, reason, base = _choose(driver, options, env, cwd)
+        layer_store_options = {
+            k: driver_options.pop(k) for k in STORE_OPTIONS if k in driver_options
+        }
+        store_options = {**layer_store_options, **store_options}
+        instance = build_driver(name, driver_options, base)
+
+    read_only = _coerce("read_only", store_options.get("read_only", False), bool)
+    max_value_bytes = _coerce(
+        "max_value_bytes", store_options.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES), int
+    )
+    if max_value_bytes <= 0:
+        raise ConfigError(
+            f"max_value_bytes must be a positive number of bytes, got {max_value_bytes}"
+        )
+    log.info("hubkv: using %s (%s): %s", instance.name, instance.describe(), reason)
+    return Resolved(instance, bool(read_only), int(max_value_bytes), reason)
+
+
+def build_driver(name: str, options: Mapping[str, Any], base: Path | None = None) -> Driver:
+    """Create driver ``name`` with ``options``, checked against its signature.
+
+    String values (from the environment) are converted to the annotated type;
+    a relative ``path`` is taken relative to ``base`` when given.
+    """
+    cls = driver_class(name)
+    accepted = driver_options(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        valid = sorted(set(accepted) | set(STORE_OPTIONS))
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for driver {name!r}; "
+            f"valid options: {', '.join(valid) or '(none)'}"
+        )
+    kwargs = {key: _coerce(key, value, accepted[key]) for key, value in options.items()}
+    if (
+        base is not None
+        and isinstance(kwargs.get("path"), str)
+        and not os.path.isabs(kwargs["path"])
+    ):
+        kwargs["path"] = str(base / kwargs["path"])
+    return cls(**kwargs)
+
+
+def driver_options(cls: type[Driver]) -> dict[str, Any]:
+    """The options of a driver class: its ``__init__`` keyword parameters and types."""
+    hints = typing.get_type_hints(cls.__init__)
+    params = inspect.signature(cls.__init__).parameters
+    return {
+        name: hints.get(name, Any)
+        for name, param in params.items()
+        if name != "self" and param.kind in (param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start`` (the current directory)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_pyproject_table(path: Path) -> dict[str, Any]:
+    """The ``[tool.hubkv]`` table of ``path`` (empty if it has none)."""
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"can't read [tool.hubkv] from {path}: {exc}") from None
+    table = data.get("tool", {}).get("hubkv", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.hubkv] in {path} must be a table")
+    return table
+
+
+def _choose(
+    driver: str | None, options: dict[str, Any], env: Mapping[str, str], cwd: Path | None
+) -> tuple[str, dict[str, Any], str, Path | None]:
+    """(driver name, options, reason, base folder for relative paths)."""
+    if driver is not None:
+        if not isinstance(driver, str):
+            raise ConfigError(
+                f"driver must be a name (str) or a Driver, not {type(driver).__name__}"
+            )
+        return driver, options, "named in code", None
+    if options:
+        raise ConfigError(
+            f"options {sorted(options)} were given without a driver; "
+            "name it too, e.g. KV('fs-lite', path='data/app.sqlite3')"
+        )
+    env_driver = env.get(_ENV_PREFIX + "DRIVER")
+    if env_driver:
+        env_options = {
+            key[len(_ENV_PREFIX) :].lower(): value
+            for key, value in env.items()
+            if key.startswith(_ENV_PREFIX) and key != _ENV_PREFIX + "DRIVER"
+        }
+        return env_driver, env_options, "HUBKV_DRIVER is set", None
+    pyproject = find_pyproject(cwd)
+    if pyproject is not None:
+        table = read_pyproject_table(pyproject)
+        if "driver" in table:
+            table_options = {k: v for k, v in table.items() if k not in ("driver", "profiles")}
+            return (
+                str(table["driver"]),
+                table_options,
+                f"[tool.hubkv] in {pyproject}",
+                pyproject.parent,
+            )
+    for name in HOST_DRIVERS:
+        found = driver_class(name).from_environment(env)
+        if found is not None:
+            host_options, why = found
+            return name, host_options, why, None
+    return DEFAULT_DRIVER, {}, "the default: no driver configured", None
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """``value`` as ``kind``; strings (from the environment or TOML) are converted."""
+    target = _plain_type(kind)
+    if target is None or not isinstance(value, str) or target is str:
+        if target is bool and not isinstance(value, bool):
+            raise ConfigError(f"option {name} must be true or false, got {value!r}")
+        if target in (int, float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            raise ConfigError(f"option {name} must be a number, got {value!r}")
+        return float(value) if target is float else value
+    text = value.strip()
+    if target is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"option {name} must be true or false (1/0, yes/no), got {value!r}")
+    try:
+        return target(text)
+    except ValueError:
+        raise ConfigError(f"option {name} must be {target.__name__}, got {value!r}") from None
+
+
+def _plain_type(kind: Any) -> type | None:
+    """``int`` for ``int`` or ``int | None``; ``None`` when there is no single plain type."""
+    if kind in (str, int, float, bool):
+        return typing.cast(type, kind)
+    args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    if len(args) == 1 and args[0] in (str, int, float, bool):
+        return typing.cast(type, args[0])
+    return None

@@ -1,0 +1,113 @@
+"""The driver contract: thin and dumb, bytes in and bytes out.
+
+The store (:mod:`hubkv.store`) owns key validation, serialization, views and
+the read-only switch. A driver only moves already-validated ``str`` keys and
+already-encoded ``bytes`` values to and from its storage, and honours TTLs.
+
+To add a driver, subclass :class:`Driver`, implement the abstract methods, and
+register it (``hubkv.drivers.register("name", MyDriver)`` or the
+``hubkv.drivers`` entry-point group). Options are the keyword parameters of
+``__init__``; configuration checks names against them and converts
+environment strings using their annotations (``str``, ``int``, ``float``,
+``bool``). The shared suite in ``tests/drivers`` proves a driver behaves like
+every other one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+
+class Driver(ABC):
+    """Base class of storage drivers.
+
+    Contract, for every method:
+
+    - keys are valid ``str`` keys; prefixes are ``str`` (``""`` means all);
+    - ``ttl`` is ``None`` (never expires) or seconds ``> 0``; a write without
+      a TTL makes the key permanent; expired keys are invisible everywhere;
+    - failures of the storage raise :class:`hubkv.errors.DriverError` (or a
+      subclass) with a message that names the store but no secret.
+    """
+
+    #: Registry name, e.g. ``"fs-lite"``.
+    name: ClassVar[str] = ""
+    #: True when the driver can only read (e.g. a read-only token); the store
+    #: then refuses writes before calling the driver.
+    read_only: bool = False
+
+    @abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The stored bytes, or ``None`` when the key is missing or expired."""
+
+    @abstractmethod
+    def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Store ``value`` under ``key``; durable (or acknowledged) on return."""
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` exists. Override when a cheaper request answers it."""
+        return self.get(key) is not None
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def iter_keys(self, prefix: str) -> Iterator[str]:
+        """Live keys starting with ``prefix``, each once, in any order, streamed."""
+
+    def keys(self, prefix: str) -> list[str]:
+        """Live keys starting with ``prefix``, sorted by code point."""
+        return sorted(set(self.iter_keys(prefix)))
+
+    @abstractmethod
+    def clear(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix``; return how many live keys went."""
+
+    @abstractmethod
+    def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires, ``None`` if it never does.
+
+        Raises :class:`KeyError` when the key is missing or expired.
+        """
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """Values of the present keys among ``keys`` (distinct), in any order."""
+        found = {}
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float | None) -> None:
+        """Store every pair (distinct keys); all or nothing where the storage allows."""
+        for key, value in items:
+            self.set(key, value, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove every key of ``keys``."""
+        for key in keys:
+            self.delete(key)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections and sessions. Using the driver again reopens them."""
+
+    def describe(self) -> str:
+        """Where the data lives, for logs, ``repr`` and ``hubkv info`` (no secrets)."""
+        return self.name
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> tuple[dict[str, Any], str] | None:
+        """Options and a reason when the host's credentials configure this driver.
+
+        Remote drivers override this so that, with nothing else configured,
+        ``hubkv.KV()`` picks them on a host that provides their variables.
+        It must not import anything slow: it runs on every default start.
+        """
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"

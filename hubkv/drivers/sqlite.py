@@ -1,0 +1,430 @@
+"""fs-lite: the default driver, one local SQLite file.
+
+Why it is safe with many threads and many processes at once:
+
+- WAL journal: readers never block the writer and the writer never blocks
+  readers; ``synchronous=NORMAL`` makes every commit survive a killed process
+  (only a power loss can drop the last commits, as with any WAL database).
+- Autocommit (``isolation_level=None``): each single-statement write is its
+  own transaction, committed before ``set`` returns. Multi-statement writes
+  use ``BEGIN IMMEDIATE``, which takes the write lock up front so the busy
+  timeout applies (a deferred transaction that upgrades to a write can fail
+  at once with "database is locked" instead of waiting).
+- One connection per thread, since a sqlite3 connection must not be shared
+  by threads that use it at the same time.
+- Fork safety: a connection must not cross ``fork()``. A child process drops
+  (without closing: closing would touch the parent's locks and WAL) the
+  connections it inherited and opens its own on first use.
+
+Prefix listing and clearing are index range scans on the primary key
+(``key >= prefix AND key < successor(prefix)``), never ``LIKE`` or a full
+scan, so their cost depends on the keys returned, not on the store's size.
+Expired rows are hidden by every query at once and deleted in bounded
+batches on writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from ..errors import ConfigError, DriverError
+from .base import Driver
+
+__all__ = ["SQLiteDriver", "SCHEMA_VERSION", "APPLICATION_ID"]
+
+DEFAULT_PATH = ".data/kv.sqlite3"
+#: ``PRAGMA application_id`` of hubkv files ("hubv"), so foreign SQLite files are refused.
+APPLICATION_ID = 0x68756276
+#: ``PRAGMA user_version`` this code writes; newer files are refused, older migrated.
+SCHEMA_VERSION = 1
+# Expired rows deleted per purge, and writes between purges.
+_PURGE_BATCH = 500
+_WRITES_PER_PURGE = 1000
+# Rows per statement for IN (...) lists and per page when streaming keys.
+_CHUNK = 500
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_GET = f"SELECT value FROM kv WHERE key = ? AND {_LIVE}"
+_HAS = f"SELECT 1 FROM kv WHERE key = ? AND {_LIVE}"
+_TTL = f"SELECT expires_at FROM kv WHERE key = ? AND {_LIVE}"
+_SET = "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)"
+_DELETE = "DELETE FROM kv WHERE key = ?"
+_PURGE = (
+    "DELETE FROM kv WHERE key IN "
+    "(SELECT key FROM kv WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)"
+)
+_MIGRATIONS = {
+    # version reached: statements that take the previous version there
+    1: (
+        "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, expires_at REAL)"
+        " WITHOUT ROWID",
+        # Only keys with a TTL are indexed: permanent keys cost no index space.
+        "CREATE INDEX kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
+}
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class can't)."""
+
+
+# Connections inherited through fork(), kept referenced in the child so they are
+# never closed there (see the module docstring).
+_inherited: list[_Connection] = []
+_drivers: weakref.WeakSet[SQLiteDriver] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for driver in list(_drivers):
+        driver._abandon_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteDriver(Driver):
+    """fs-lite: keys and values in one SQLite file, safe across threads and processes.
+
+    Options:
+
+    - ``path``: the file, created with its folders on first use, readable by
+      its owner only (default ``.data/kv.sqlite3`` under the current directory);
+    - ``timeout``: seconds to wait for another writer's lock before failing
+      (default 30);
+    - ``synchronous``: ``"normal"`` (default; commits survive a killed process)
+      or ``"full"`` (commits also survive a power loss, at a cost per write).
+
+    >>> import tempfile, os
+    >>> driver = SQLiteDriver(path=os.path.join(tempfile.mkdtemp(), "kv.sqlite3"))
+    >>> driver.set("greeting", b'"hello"', None)
+    >>> driver.get("greeting")
+    b'"hello"'
+    """
+
+    name = "fs-lite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        timeout: float = 30.0,
+        synchronous: str = "normal",
+    ) -> None:
+        if synchronous not in ("normal", "full"):
+            raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        self.path = Path(path).expanduser().absolute()
+        self.timeout = float(timeout)
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._schema_checked = False
+        self._writes = 0
+        _drivers.add(self)
+
+    # -- connections -----------------------------------------------------
+
+    def _conn(self) -> _Connection:
+        try:
+            return self._local.conn  # type: ignore[no-any-return]
+        except AttributeError:
+            return self._connect()
+
+    def _connect(self) -> _Connection:
+        try:
+            if not self._schema_checked:
+                self._prepare_file()
+            conn = self._open()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        self._local.conn = conn
+        with self._lock:
+            self._connections.add(conn)
+        return conn
+
+    def _open(self) -> _Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,  # autocommit; explicit BEGIN IMMEDIATE where needed
+            check_same_thread=False,  # close() may run on another thread
+            factory=_Connection,
+            cached_statements=64,
+        )
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        return conn
+
+    def _prepare_file(self) -> None:
+        """Create or migrate the file once per driver, under a cross-process file lock."""
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = FileLock(str(self.path) + ".lock", timeout=self.timeout)
+        try:
+            with lock:
+                self._create_private_file()
+                conn = self._open()
+                try:
+                    self._migrate(conn)
+                finally:
+                    conn.close()
+        except Timeout:
+            raise DriverError(
+                f"fs-lite store {self.path}: another process held {lock.lock_file} for over "
+                f"{self.timeout:g}s while preparing the file; try again, or remove a stale lock file"
+            ) from None
+        except OSError as exc:
+            raise DriverError(
+                f"fs-lite store {self.path}: can't create or open it: {exc.strerror or exc}; "
+                "check the path and its permissions, or set HUBKV_PATH"
+            ) from None
+        self._schema_checked = True
+
+    def _create_private_file(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        app_id, version = (
+            conn.execute("PRAGMA application_id").fetchone()[0],
+            conn.execute("PRAGMA user_version").fetchone()[0],
+        )
+        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            return
+        if app_id != APPLICATION_ID:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id != 0 or tables:
+                raise DriverError(
+                    f"fs-lite store {self.path}: this SQLite file is not a hubkv store; "
+                    "point path at a new file (it is left untouched)"
+                )
+        if version > SCHEMA_VERSION:
+            raise DriverError(
+                f"fs-lite store {self.path}: written by a newer hubkv (schema {version}, this "
+                f"hubkv knows {SCHEMA_VERSION}); upgrade hubkv - the file is left untouched"
+            )
+        conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, in the file
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _abandon_connections(self) -> None:
+        """In a forked child: forget the parent's connections without closing them."""
+        _inherited.extend(self._connections)
+        self._connections = weakref.WeakSet()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+            self._connections = weakref.WeakSet()
+            self._local = threading.local()
+        for conn in connections:
+            conn.close()
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def _error(self, exc: sqlite3.Error) -> DriverError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            advice = "the file is not a hubkv store or is corrupt; restore it from a backup"
+        elif "locked" in text or "busy" in text:
+            advice = (
+                f"another process held the write lock for over {self.timeout:g}s; "
+                "raise timeout= or find the long transaction"
+            )
+        elif "readonly" in text or "read-only" in text:
+            advice = "the file or its folder is read-only; fix the permissions or open with read_only=True"
+        elif "disk is full" in text or "full" in text:
+            advice = "the disk is full; free space and retry (nothing was written)"
+        elif "unable to open" in text:
+            advice = "check that the folder exists and is writable"
+        else:
+            advice = "see the SQLite message"
+        return DriverError(f"fs-lite store {self.path}: {text}: {advice}")
+
+    # -- reads -----------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            row = self._conn().execute(_GET, (key, time.time())).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return None if row is None else row[0]
+
+    def has(self, key: str) -> bool:
+        try:
+            return self._conn().execute(_HAS, (key, time.time())).fetchone() is not None
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def ttl(self, key: str) -> float | None:
+        now = time.time()
+        try:
+            row = self._conn().execute(_TTL, (key, now)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        if row is None:
+            raise KeyError(key)
+        return None if row[0] is None else max(row[0] - now, 0.0)
+
+    def keys(self, prefix: str) -> list[str]:
+        where, params = _prefix_range(prefix)
+        sql = f"SELECT key FROM kv WHERE {where} AND {_LIVE} ORDER BY key"
+        try:
+            rows = self._conn().execute(sql, (*params, time.time())).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return [row[0] for row in rows]
+
+    def iter_keys(self, prefix: str) -> Iterator[str]:
+        # Pages of keys, each query resuming after the last key seen: no
+        # long-lived read transaction, bounded memory.
+        where, params = _prefix_range(prefix)
+        sql = (
+            f"SELECT key FROM kv WHERE {where} AND key > ? AND {_LIVE} ORDER BY key LIMIT {_CHUNK}"
+        )
+        after = ""
+        while True:
+            try:
+                rows = self._conn().execute(sql, (*params, after, time.time())).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            for (key,) in rows:
+                yield key
+            if len(rows) < _CHUNK:
+                return
+            after = rows[-1][0]
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        now = time.time()
+        try:
+            conn = self._conn()
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, value FROM kv WHERE key IN ({marks}) AND {_LIVE}"
+                found.update(conn.execute(sql, (*chunk, now)).fetchall())
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return found
+
+    # -- writes ----------------------------------------------------------
+
+    def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        expires_at = None if ttl is None else time.time() + ttl
+        try:
+            self._conn().execute(_SET, (key, value, expires_at))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        self._count_write()
+
+    def delete(self, key: str) -> None:
+        try:
+            self._conn().execute(_DELETE, (key,))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float | None) -> None:
+        expires_at = None if ttl is None else time.time() + ttl
+        self._transaction(_SET, [(key, value, expires_at) for key, value in items])
+        self._count_write(len(items))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        self._transaction(_DELETE, [(key,) for key in keys])
+
+    def clear(self, prefix: str) -> int:
+        where, params = _prefix_range(prefix)
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                live = conn.execute(
+                    f"SELECT count(*) FROM kv WHERE {where} AND {_LIVE}", (*params, time.time())
+                ).fetchone()[0]
+                conn.execute(f"DELETE FROM kv WHERE {where}", params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return int(live)
+
+    def _transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _count_write(self, count: int = 1) -> None:
+        self._writes += count
+        if self._writes >= _WRITES_PER_PURGE:
+            self._writes = 0
+            self.purge_expired()
+
+    def purge_expired(self, limit: int = _PURGE_BATCH) -> int:
+        """Delete up to ``limit`` expired rows (they are already invisible); return how many."""
+        try:
+            cursor = self._conn().execute(_PURGE, (time.time(), limit))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return cursor.rowcount
+
+
+def _prefix_range(prefix: str) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (and its parameters) matching keys that start with ``prefix``.
+
+    SQLite compares TEXT keys as UTF-8 bytes, which orders like code points, so
+    the keys starting with ``prefix`` are exactly ``prefix <= key < successor``.
+    """
+    if not prefix:
+        return "1", ()
+    upper = _successor(prefix)
+    if upper is None:
+        return "key >= ?", (prefix,)
+    return "key >= ? AND key < ?", (prefix, upper)
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates can't be stored: skip the block
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

@@ -1,0 +1,257 @@
+"""The HTTP session that remote drivers share, owned in one place.
+
+One pooled :class:`requests.Session` per store, with connect and read
+timeouts, bounded retries with exponential backoff and jitter, ``Retry-After``
+honoured, and failures mapped to typed :class:`~hubkv.errors.DriverError`
+subclasses. Retries happen only for idempotent requests: a request that may
+have reached the server is never sent twice unless repeating it is harmless.
+
+Secrets (tokens) live only in the session's headers; every message built
+here is scrubbed of them, and ``repr`` shows the host only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..errors import (
+    AuthenticationError,
+    ConfigError,
+    DriverError,
+    RateLimitedError,
+    RequestTooLargeError,
+    UnavailableError,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["HTTPClient", "check_url", "is_loopback"]
+
+#: Statuses worth retrying (for idempotent requests): rate limits and server errors.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, option: str) -> str:
+    """``url`` without a trailing slash, if it is ``https://`` (or ``http://`` to loopback).
+
+    Raises :class:`ConfigError` otherwise, before any request: a token must
+    never travel in clear text over a network.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{option} must be an https:// URL, got {_without_secrets_in_url(url)!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{option} must use https:// ({_without_secrets_in_url(url)!r} would send the token "
+            "in clear text); plain http:// is allowed only to localhost"
+        )
+    if parts.username or parts.password:
+        raise ConfigError(f"{option} must not contain credentials; pass the token separately")
+    return url.rstrip("/")
+
+
+def _without_secrets_in_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(parts.password, "***")
+    return url
+
+
+class HTTPClient:
+    """Requests to one service, with pooling, timeouts, retries and error mapping.
+
+    ``describe_error(response)`` extracts the service's own error message from
+    a failed response (it is scrubbed of secrets before it is shown).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        service: str,
+        headers: Mapping[str, str],
+        secrets: Iterable[str],
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 30.0,
+        verify: bool | str = True,
+        describe_error: Callable[[requests.Response], str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.service = service
+        self.host = urlsplit(self.base_url).netloc
+        self.timeout = (connect_timeout, timeout)
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.verify = verify
+        self._headers = dict(headers)
+        self._secrets = [secret for secret in secrets if secret]
+        self._describe_error = describe_error
+        self._session: requests.Session | None = None
+        self._pid = os.getpid()
+        #: Requests sent (attempts, retries included); for tests and benchmarks.
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:
+        return f"<HTTPClient {self.service} {self.host}>"
+
+    def session(self) -> requests.Session:
+        """The pooled session, (re)created on first use and in a forked child."""
+        if self._session is None or self._pid != os.getpid():
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.headers.update(self._headers)
+            session.verify = self.verify
+            session.trust_env = False  # no proxies or .netrc credentials picked up silently
+            self._session, self._pid = session, os.getpid()
+        return self._session
+
+    def close(self) -> None:
+        """Close pooled connections; the next request opens new ones."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        ok_statuses: Iterable[int] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request; return the response when it succeeded (or is in ``ok_statuses``).
+
+        Connection failures, timeouts, 429 and 5xx are retried with backoff
+        when ``idempotent``; every other failure raises a typed DriverError.
+        """
+        import requests
+
+        url = self.base_url + path
+        accepted = set(ok_statuses)
+        attempt = 0
+        while True:
+            wait: float | None = None
+            try:
+                self.requests_sent += 1
+                response = self.session().request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure: DriverError = self._connection_error(exc, idempotent)
+            else:
+                if response.status_code < 400 or response.status_code in accepted:
+                    return response
+                failure = self.error_for(response)
+                if response.status_code not in RETRY_STATUSES:
+                    raise failure
+                wait = _retry_after(response)
+                if wait is not None and wait > self.max_retry_after:
+                    raise failure
+            if not idempotent or attempt >= self.retries:
+                raise failure
+            if wait is None:
+                wait = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
+            time.sleep(wait)
+            attempt += 1
+
+    def error_for(self, response: requests.Response) -> DriverError:
+        """The typed error for a failed ``response``, its message scrubbed of secrets."""
+        status = response.status_code
+        detail = self._detail(response)
+        where = f"{self.service} at {self.host}"
+        if status in (401, 403):
+            return AuthenticationError(
+                f"{where} refused the credentials (HTTP {status}{detail}); "
+                "check the token and its permissions"
+            )
+        if status == 429:
+            retry_after = _retry_after(response)
+            return RateLimitedError(
+                f"{where} is rate limiting requests (HTTP 429{detail}); slow down or retry later",
+                retry_after,
+            )
+        if status in (413, 414):
+            return RequestTooLargeError(
+                f"{where} refused a request as too large (HTTP {status}{detail}); "
+                "store smaller values or use smaller batches"
+            )
+        if status >= 500:
+            return UnavailableError(
+                f"{where} failed (HTTP {status}{detail}); retry later or check the service status"
+            )
+        return DriverError(f"{where} refused the request (HTTP {status}{detail})")
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _detail(self, response: requests.Response) -> str:
+        text = ""
+        if self._describe_error is not None:
+            try:
+                text = self._describe_error(response)
+            except Exception:  # noqa: BLE001 - a malformed error body must not hide the status
+                text = ""
+        if not text:
+            content_type = response.headers.get("Content-Type", "")
+            if "html" in content_type.lower():
+                text = "an HTML page, not the API: is a proxy or a wrong URL in the way?"
+            else:
+                text = response.text[:200].strip()
+        return f": {self.scrub(text)}" if text else ""
+
+    def _connection_error(self, exc: Exception, idempotent: bool) -> UnavailableError:
+        import requests
+
+        kind = "timed out" if isinstance(exc, requests.Timeout) else "could not be reached"
+        unsure = (
+            ""
+            if idempotent
+            else "; the write may or may not have been applied, check before repeating it"
+        )
+        return UnavailableError(
+            f"{self.service} at {self.host} {kind} ({type(exc).__name__}){unsure}; "
+            "check the URL and the network, or retry later"
+        )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds only), if any."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

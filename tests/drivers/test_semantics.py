@@ -488,21 +488,25 @@ def test_read_only_stores_and_views_refuse_writes_before_io(case: DriverCase) ->
     writer.set("a", 1)
     for reader in (case.make(read_only=True), writer.read_only(), writer.prefixed("a").read_only()):
         assert reader.is_read_only
-        for write in (
-            lambda: reader.set("a", 2),
-            lambda: reader.set_many({"b": 2}),
-            lambda: reader.delete("a"),
-            lambda: reader.delete_many(["a"]),
-            lambda: reader.clear(),
-            lambda: reader.__setitem__("a", 3),
-            lambda: reader.__delitem__("a"),
-            lambda: reader.set("\x00bad", 1),  # refused as read-only before validation
-        ):
+        for write in _writes(reader):
             with pytest.raises(ReadOnlyError):
                 write()
     assert case.make(read_only=True).get("a") == 1
     assert writer.keys() == ["a"]
     assert writer.get("a") == 1
+
+
+def _writes(reader: hubkv.KV) -> list[Any]:
+    return [
+        lambda: reader.set("a", 2),
+        lambda: reader.set_many({"b": 2}),
+        lambda: reader.delete("a"),
+        lambda: reader.delete_many(["a"]),
+        lambda: reader.clear(),
+        lambda: reader.__setitem__("a", 3),
+        lambda: reader.__delitem__("a"),
+        lambda: reader.set("\x00bad", 1),  # refused as read-only before validation
+    ]
 
 
 # -- mapping protocol ---------------------------------------------------------

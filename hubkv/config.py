@@ -224,7 +224,8 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     try:
         return target(text)
     except ValueError:
-        raise ConfigError(f"option {name} must be {target.__name__}, got {value!r}") from None
+        what = "a whole number" if target is int else "a number"
+        raise ConfigError(f"option {name} must be {what}, got {value!r}") from None
 
 
 def _plain_type(kind: Any) -> type | None:

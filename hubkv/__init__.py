@@ -81,6 +81,8 @@ class _DefaultStore:
             old.close()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # introspection (copy, inspect, doctest) must not configure
+            raise AttributeError(name)
         return getattr(self._get(), name)
 
     def __contains__(self, key: str) -> bool:

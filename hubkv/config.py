@@ -20,14 +20,15 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .drivers import HOST_DRIVERS, driver_class
+from .drivers import HOST_DRIVERS, available, driver_class
 from .drivers.base import Driver
 from .errors import ConfigError
 
@@ -36,13 +37,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Resolved", "resolve", "find_pyproject", "STORE_OPTIONS"]
+if TYPE_CHECKING:
+    from .store import KV
+
+__all__ = ["Resolved", "resolve", "find_pyproject", "STORE_OPTIONS", "open_spec"]
 
 log = logging.getLogger("hubkv")
 
 #: Options the store itself takes, on top of the driver's.
 STORE_OPTIONS: dict[str, type] = {"read_only": bool, "max_value_bytes": int}
 DEFAULT_DRIVER = "fs-lite"
+#: Largest encoded value by default: 25 MiB, Cloudflare's limit, on every driver.
+DEFAULT_MAX_VALUE_BYTES = 25 * 1024 * 1024
 _ENV_PREFIX = "HUBKV_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -69,8 +75,6 @@ def resolve(
     Store options given as arguments (``read_only``, ``max_value_bytes``)
     apply whichever layer names the driver.
     """
-    from .store import DEFAULT_MAX_VALUE_BYTES
-
     env = os.environ if environ is None else environ
     options = dict(options)
     store_options = {name: options.pop(name) for name in STORE_OPTIONS if name in options}
@@ -159,6 +163,133 @@ def read_pyproject_table(path: Path) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.hubkv] in {path} must be a table")
     return table
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def open_spec(
+    spec: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> KV:
+    """The store that ``spec`` names: a profile, a driver, or a driver with options.
+
+    ``spec`` is one of:
+
+    - a profile name: the ``[tool.hubkv.profiles.NAME]`` table of the nearest
+      ``pyproject.toml`` (``driver = "..."`` plus options; relative ``path``
+      options are relative to that file, and ``${VAR}`` in a string option is
+      replaced by the environment variable ``VAR``, so tokens stay out of the
+      file);
+    - a driver name (``"memory"``, ``"upstash"``): options from the host's
+      environment variables, as ``KV()`` would find them;
+    - ``DRIVER:NAME=VALUE,NAME=VALUE``: a driver with options (on top of
+      those from the environment), e.g. ``fs-lite:path=data/app.sqlite3``.
+      Values can't contain commas; use a profile for those (and for tokens,
+      which a command line would show to other users of the machine).
+
+    A profile name wins over a driver name of the same spelling. Store
+    options (``read_only``, ``max_value_bytes``) are accepted everywhere.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "app.sqlite3")
+    >>> store = open_spec(f"fs-lite:path={path},read_only=true")
+    >>> store.driver.name, store.is_read_only
+    ('fs-lite', True)
+    >>> open_spec("memory").driver.name
+    'memory'
+    """
+    from .store import KV
+
+    env = os.environ if environ is None else environ
+    name, options, base = _spec_layer(spec, env, cwd)
+    store_options = {key: options.pop(key) for key in STORE_OPTIONS if key in options}
+    return KV(build_driver(name, options, base), **store_options)
+
+
+def _spec_layer(
+    spec: str, env: Mapping[str, str], cwd: Path | None
+) -> tuple[str, dict[str, Any], Path | None]:
+    """(driver name, options, base folder for relative paths) of a store SPEC.
+
+    Error messages name the driver and option names only: option values may
+    be secrets.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(
+            "a store SPEC is a profile name, a driver name, or DRIVER:NAME=VALUE,...; got "
+            + ("an empty string" if isinstance(spec, str) else type(spec).__name__)
+        )
+    name, colon, rest = spec.partition(":")
+    name = name.strip()
+    if not colon:
+        pyproject = find_pyproject(cwd)
+        profiles = _profiles(pyproject) if pyproject is not None else {}
+        if name in profiles:
+            assert pyproject is not None
+            return _profile_layer(name, profiles[name], pyproject, env)
+        if name not in available():
+            where = f"[tool.hubkv.profiles] of {pyproject}" if pyproject else "no pyproject.toml"
+            raise ConfigError(
+                f"unknown store {name!r}: not a profile ({where}) nor a driver "
+                f"(valid drivers: {', '.join(available())}); "
+                "give DRIVER:NAME=VALUE for a driver with options"
+            )
+    options = _host_options(name, env)
+    for item in rest.split(","):
+        if not item.strip():
+            continue
+        option, equals, value = item.partition("=")
+        if not equals or not option.strip():
+            raise ConfigError(
+                f"store SPEC for driver {name!r}: options are NAME=VALUE separated by commas, "
+                "e.g. fs-lite:path=data/app.sqlite3,timeout=5"
+            )
+        options[option.strip()] = value
+    return name, options, None
+
+
+def _host_options(name: str, env: Mapping[str, str]) -> dict[str, Any]:
+    found = driver_class(name).from_environment(env)
+    return dict(found[0]) if found is not None else {}
+
+
+def _profiles(pyproject: Path) -> dict[str, Any]:
+    profiles = read_pyproject_table(pyproject).get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"[tool.hubkv.profiles] in {pyproject} must be a table of tables")
+    return profiles
+
+
+def _profile_layer(
+    name: str, table: Any, pyproject: Path, env: Mapping[str, str]
+) -> tuple[str, dict[str, Any], Path | None]:
+    where = f"[tool.hubkv.profiles.{name}] in {pyproject}"
+    if not isinstance(table, dict) or not isinstance(table.get("driver"), str):
+        raise ConfigError(f'{where} must be a table with driver = "NAME" and the driver\'s options')
+    options = {
+        key: _expand_env(value, env, f"{where}, option {key}") if isinstance(value, str) else value
+        for key, value in table.items()
+        if key != "driver"
+    }
+    return table["driver"], options, pyproject.parent
+
+
+def _expand_env(value: str, env: Mapping[str, str], where: str) -> str:
+    """``value`` with each ``${VAR}`` replaced by the environment variable ``VAR``."""
+
+    def replace(match: re.Match[str]) -> str:
+        variable = match.group(1)
+        if variable not in env:
+            raise ConfigError(
+                f"{where} uses ${{{variable}}} but the environment variable {variable} is not set; "
+                "set it, or write the value in the profile"
+            )
+        return env[variable]
+
+    return _ENV_REFERENCE.sub(replace, value)
 
 
 def _choose(

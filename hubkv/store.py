@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import codec
+from .config import DEFAULT_MAX_VALUE_BYTES, resolve
 from .drivers.base import Driver
 from .errors import (
     InvalidKeyError,
@@ -26,8 +27,6 @@ __all__ = ["KV", "MAX_KEY_BYTES", "MAX_TTL", "DEFAULT_MAX_VALUE_BYTES", "validat
 
 #: Longest key, in bytes of UTF-8 (Cloudflare's limit, applied everywhere).
 MAX_KEY_BYTES = 512
-#: Largest encoded value by default: 25 MiB, Cloudflare's limit.
-DEFAULT_MAX_VALUE_BYTES = 25 * 1024 * 1024
 #: Longest TTL accepted, in seconds (ten years); store without a TTL instead.
 MAX_TTL = 10 * 365.25 * 24 * 3600
 
@@ -65,7 +64,7 @@ def validate_prefix(prefix: str) -> str:
 
 
 def _check_text(text: str, what: str) -> None:
-    if type(text) is not str and not isinstance(text, str):
+    if not isinstance(text, str):
         raise InvalidKeyError(f"a {what} must be a str, not {type(text).__name__}")
     size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
@@ -128,8 +127,6 @@ class KV:
     _owns_driver: bool
 
     def __init__(self, driver: str | Driver | None = None, /, **options: Any) -> None:
-        from .config import resolve
-
         resolved = resolve(driver, options)
         self._driver = resolved.driver
         self._prefix = ""

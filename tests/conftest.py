@@ -6,4 +6,8 @@ in ``tests/standins/`` and are loaded here as plugins.
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.standins.redis_server",
+    "tests.standins.upstash_rest",
+    "tests.standins.faulty_http",
+]

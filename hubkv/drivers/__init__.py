@@ -23,11 +23,13 @@ __all__ = ["Driver", "HOST_DRIVERS", "available", "driver_class", "register"]
 _registry: dict[str, str | type[Driver]] = {
     "fs-lite": "hubkv.drivers.sqlite:SQLiteDriver",
     "memory": "hubkv.drivers.memory:MemoryDriver",
+    "upstash": "hubkv.drivers.upstash:UpstashDriver",
+    "redis": "hubkv.drivers.redis:RedisDriver",
 }
 
 #: Drivers whose host credentials are looked for in the environment when
 #: nothing else names a driver, in this order.
-HOST_DRIVERS: tuple[str, ...] = ()
+HOST_DRIVERS: tuple[str, ...] = ("upstash",)
 
 _entry_points_loaded = False
 

@@ -165,7 +165,11 @@ class HTTPClient:
             try:
                 self.requests_sent += 1
                 response = self.session().request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # connection lost mid-body
+            ) as exc:
                 failure: DriverError = self._connection_error(exc, idempotent)
             else:
                 if response.status_code < 400 or response.status_code in accepted:
@@ -209,6 +213,22 @@ class HTTPClient:
                 f"{where} failed (HTTP {status}{detail}); retry later or check the service status"
             )
         return DriverError(f"{where} refused the request (HTTP {status}{detail})")
+
+    def read_json(self, response: requests.Response) -> Any:
+        """The JSON body of ``response``; a typed error if it is not JSON.
+
+        A body that is not JSON usually means something other than the API
+        answered (a proxy, a captive portal, a wrong URL).
+        """
+        try:
+            return response.json()
+        except ValueError:
+            content_type = response.headers.get("Content-Type", "") or "no Content-Type"
+            what = "an HTML page" if "html" in content_type.lower() else content_type
+            raise DriverError(
+                f"{self.service} at {self.host} answered HTTP {response.status_code} with "
+                f"{what} that is not JSON; is a proxy or a wrong URL in the way?"
+            ) from None
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced by ``***``."""

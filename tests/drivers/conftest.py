@@ -18,7 +18,7 @@ import pytest
 import hubkv
 from hubkv.drivers.memory import MemoryDriver
 
-DRIVERS = ["memory", "fs-lite"]
+DRIVERS = ["memory", "fs-lite", "upstash", "redis"]
 
 _namespaces = itertools.count()
 
@@ -58,6 +58,30 @@ def fs_lite_case(tmp_path: Path) -> DriverCase:
     return DriverCase("fs-lite", make)
 
 
+@pytest.fixture
+def upstash_case(upstash_rest: Any) -> DriverCase:
+    """The upstash driver against the Upstash REST stand-in, on a fresh ``base``."""
+    base = f"suite{next(_namespaces)}"
+
+    def make(**options: Any) -> hubkv.KV:
+        return hubkv.KV(
+            "upstash", url=upstash_rest.url, token=upstash_rest.token, base=base, **options
+        )
+
+    return DriverCase("upstash", make)
+
+
+@pytest.fixture
+def redis_case(redis_server: Any) -> DriverCase:
+    """The redis driver against the session's redis-server, on a fresh ``base``."""
+    base = f"suite{next(_namespaces)}"
+
+    def make(**options: Any) -> hubkv.KV:
+        return hubkv.KV("redis", url=redis_server.url, base=base, **options)
+
+    return DriverCase("redis", make)
+
+
 @pytest.fixture(params=DRIVERS)
 def case(request: pytest.FixtureRequest) -> DriverCase:
     fixture_name = request.param.replace("-", "_") + "_case"
@@ -70,4 +94,3 @@ def store(case: DriverCase) -> Iterator[hubkv.KV]:
     kv.clear()
     yield kv
     kv.close()
-

@@ -1,0 +1,134 @@
+"""redis: any Redis server (or Valkey, KeyDB, ...) through redis-py, ``pip install 'hubkv[redis]'``.
+
+One redis-py connection pool per store (thread-safe; a forked child opens its
+own connections), socket timeouts, and redis-py's retries with exponential
+backoff on connection errors (every command hubkv sends is safe to repeat,
+except that a repeated ``UNLINK`` may make ``clear()`` under-count). A batch
+is one round trip: ``MGET``, one ``UNLINK`` with many keys, or one
+``MULTI``/``EXEC`` pipeline of ``SET`` commands.
+
+The keys, values and commands are those of :mod:`hubkv.drivers.redis_common`,
+shared with the ``upstash`` driver: on Vercel, ``KV_URL`` (``rediss://``) and
+the ``KV_REST_API_*`` variables reach the same data, and both drivers read it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from ..errors import AuthenticationError, ConfigError, DriverError, UnavailableError
+from .redis_common import Command, RedisCommandsDriver, Reply
+
+__all__ = ["RedisDriver", "URL_VARIABLES"]
+
+#: Environment variables holding the URL, in the order they are looked for.
+URL_VARIABLES = ("REDIS_URL", "KV_URL")
+
+
+class RedisDriver(RedisCommandsDriver):
+    """A Redis server through redis-py.
+
+    Options:
+
+    - ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...``
+      (TLS) or ``unix:///path/to/redis.sock``; by default from ``REDIS_URL``,
+      else ``KV_URL`` (Vercel KV's);
+    - ``base``: a namespace, so apps can share a database (``base:key``);
+    - ``timeout``: seconds to wait for the server (default 10);
+    - ``retries``: attempts after the first on connection errors (default 3);
+    - ``max_connections``: size of the connection pool (default 32).
+
+    >>> RedisDriver(url="redis://:secret@127.0.0.1:6379/0", base="app")
+    <RedisDriver redis://127.0.0.1:6379/0 base='app'>
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        base: str = "",
+        timeout: float = 10.0,
+        retries: int = 3,
+        max_connections: int = 32,
+    ) -> None:
+        super().__init__(base)
+        if url is None:
+            url = next((os.environ[name] for name in URL_VARIABLES if os.environ.get(name)), None)
+        if not url:
+            raise ConfigError(
+                "the redis driver needs a server URL: set REDIS_URL (or KV_URL), "
+                "or pass url='redis://host:6379/0'"
+            )
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"url must start with redis://, rediss:// or unix://, got {parts.scheme or url!r}"
+            )
+        self._password = parts.password or ""
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        self.url = f"{parts.scheme}://{netloc}{parts.path}"
+        try:
+            self.client = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=min(timeout, 5.0),
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries),
+                max_connections=max_connections,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"invalid redis url {self.url!r}: {self._scrub(str(exc))}") from None
+        # Raw replies (bytes, ints, lists), as redis_common expects: no redis-py
+        # conversions (SET -> True, SCAN -> (int, list), ...).
+        self.client.response_callbacks.clear()
+        #: Round trips made (one per command or pipeline); for tests and benchmarks.
+        self.round_trips = 0
+
+    def describe(self) -> str:
+        return f"{self.url} {super().describe()}" if self.base else self.url
+
+    def close(self) -> None:
+        """Close the pool's connections; the next command opens new ones."""
+        self.client.connection_pool.disconnect()
+
+    def send(self, commands: Sequence[Command], *, atomic: bool, idempotent: bool) -> list[Reply]:
+        """One round trip: the command itself, or a pipeline (``MULTI``/``EXEC`` if ``atomic``)."""
+        self.round_trips += 1
+        try:
+            if len(commands) == 1 and not atomic:
+                return [self.client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
+            with self.client.pipeline(transaction=atomic) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                replies: list[Any] = pipe.execute()
+                return replies
+        except redis.RedisError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: redis.RedisError) -> DriverError:
+        where = f"redis at {self.url}"
+        text = self._scrub(str(exc)) or type(exc).__name__
+        if isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError)) or (
+            text.startswith(("NOAUTH", "WRONGPASS", "NOPERM"))
+        ):
+            return AuthenticationError(
+                f"{where} refused the credentials ({text}); check the user and password in the URL"
+            )
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return UnavailableError(
+                f"{where} could not be reached or did not answer in time ({text}); "
+                "check that the server runs and the URL, or retry later"
+            )
+        return DriverError(f"{where} answered with an error: {text}")
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text

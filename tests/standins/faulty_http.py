@@ -16,7 +16,8 @@ then another action), :class:`Reset` (TCP reset before answering),
 :class:`Forward` and :class:`ForwardThenReset` (the upstream applies the
 request, the client never hears back). Helpers build the usual faults:
 :func:`rate_limited`, :func:`server_error`, :func:`invalid_json`,
-:func:`html_page`, :func:`unauthorized`. Everything listens on 127.0.0.1 only.
+:func:`html_page`, :func:`unauthorized`; :func:`everything_said` collects what a
+failure shows, to grep it for secrets. Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import socket
 import struct
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +52,7 @@ __all__ = [
     "rate_limited",
     "server_error",
     "unauthorized",
+    "everything_said",
 ]
 
 
@@ -131,6 +134,14 @@ def html_page(status: int = 200) -> Reply:
 def unauthorized() -> Reply:
     """HTTP 401 as Upstash sends it for a wrong token."""
     return Reply(401, {"error": "Unauthorized"}, name="unauthorized")
+
+
+def everything_said(exc: BaseException) -> str:
+    """All the text a failure shows: message, repr, and the traceback with its chain.
+
+    Tests grep it for secrets (a token must never appear).
+    """
+    return "\n".join([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
 
 
 @dataclass

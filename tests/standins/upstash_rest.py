@@ -51,7 +51,10 @@ _CODES = {cls: code for code, cls in BaseParser.EXCEPTION_CLASSES.items() if isi
 
 
 class UpstashRest:
-    """The server; :meth:`start` runs it in a daemon thread on a free 127.0.0.1 port."""
+    """The server; :meth:`start` runs it in a daemon thread on a free 127.0.0.1 port.
+
+    It serves Redis database ``db`` of the redis-server on ``redis_port``.
+    """
 
     def __init__(
         self,
@@ -59,11 +62,12 @@ class UpstashRest:
         token: str | None = None,
         read_only_token: str | None = None,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        db: int = 0,
     ) -> None:
         self.token = token or secrets.token_urlsafe(24)
         self.read_only_token = read_only_token or secrets.token_urlsafe(24)
         self.max_request_bytes = max_request_bytes
-        self.redis = redis.Redis(host="127.0.0.1", port=redis_port, max_connections=64)
+        self.redis = redis.Redis(host="127.0.0.1", port=redis_port, db=db, max_connections=64)
         self.redis.response_callbacks.clear()  # raw RESP replies
         #: Every command run, in order (tests count round trips with it).
         self.commands: list[list[str]] = []

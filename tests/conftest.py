@@ -10,4 +10,5 @@ pytest_plugins: list[str] = [
     "tests.standins.redis_server",
     "tests.standins.upstash_rest",
     "tests.standins.faulty_http",
+    "tests.standins.cloudflare_kv",
 ]

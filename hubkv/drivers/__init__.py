@@ -25,11 +25,13 @@ _registry: dict[str, str | type[Driver]] = {
     "memory": "hubkv.drivers.memory:MemoryDriver",
     "upstash": "hubkv.drivers.upstash:UpstashDriver",
     "redis": "hubkv.drivers.redis:RedisDriver",
+    "cloudflare-kv-binding": "hubkv.drivers.cloudflare:CloudflareKVDriver",
+    "cloudflare-kv-http": "hubkv.drivers.cloudflare:CloudflareKVDriver",
 }
 
 #: Drivers whose host credentials are looked for in the environment when
 #: nothing else names a driver, in this order.
-HOST_DRIVERS: tuple[str, ...] = ("upstash",)
+HOST_DRIVERS: tuple[str, ...] = ("upstash", "cloudflare-kv-binding")
 
 _entry_points_loaded = False
 

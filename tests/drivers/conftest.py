@@ -18,7 +18,7 @@ import pytest
 import hubkv
 from hubkv.drivers.memory import MemoryDriver
 
-DRIVERS = ["memory", "fs-lite", "upstash", "redis"]
+DRIVERS = ["memory", "fs-lite", "upstash", "redis", "cloudflare-kv-binding"]
 
 _namespaces = itertools.count()
 
@@ -80,6 +80,25 @@ def redis_case(redis_server: Any) -> DriverCase:
         return hubkv.KV("redis", url=redis_server.url, base=base, **options)
 
     return DriverCase("redis", make)
+
+
+@pytest.fixture
+def cloudflare_kv_binding_case(cloudflare_kv: Any, cloudflare_namespace: str) -> DriverCase:
+    """Cloudflare KV against workerd (miniflare), on a fresh namespace; TTLs >= 60 s.
+
+    ``wait`` moves the runtime's KV clock of that namespace forward: the
+    runtime itself then expires the keys.
+    """
+
+    def make(**options: Any) -> hubkv.KV:
+        return hubkv.KV(
+            "cloudflare-kv-binding", **cloudflare_kv.options(cloudflare_namespace), **options
+        )
+
+    def wait(seconds: float) -> None:
+        cloudflare_kv.advance_clock(cloudflare_namespace, seconds)
+
+    return DriverCase("cloudflare-kv-binding", make, short_ttl=60, wait=wait)
 
 
 @pytest.fixture(params=DRIVERS)

@@ -68,16 +68,15 @@ class RedisDriver(RedisCommandsDriver):
                 "or pass url='redis://host:6379/0'"
             )
         parts = urlsplit(url)
+        self._password = parts.password or ""
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(
-                f"url must start with redis://, rediss:// or unix://, got {parts.scheme or url!r}"
+                "url must start with redis://, rediss:// or unix://, "
+                f"got {self._scrub(url) if parts.scheme else 'no scheme'}"
             )
-        self._password = parts.password or ""
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        self.url = f"{parts.scheme}://{netloc}{parts.path}"
         try:
+            port = f":{parts.port}" if parts.port else ""
+            self.url = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
             self.client = redis.Redis.from_url(
                 url,
                 socket_timeout=timeout,
@@ -86,7 +85,7 @@ class RedisDriver(RedisCommandsDriver):
                 max_connections=max_connections,
             )
         except ValueError as exc:
-            raise ConfigError(f"invalid redis url {self.url!r}: {self._scrub(str(exc))}") from None
+            raise ConfigError(f"invalid redis url: {self._scrub(str(exc))}") from None
         # Raw replies (bytes, ints, lists), as redis_common expects: no redis-py
         # conversions (SET -> True, SCAN -> (int, list), ...).
         self.client.response_callbacks.clear()

@@ -186,7 +186,9 @@ class FaultyHTTP:
             return len(self._script)
 
     def start(self) -> FaultyHTTP:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,187 @@
+"""The redis driver against a real redis-server (the shared suite covers the semantics)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hubkv
+from hubkv import AuthenticationError, ConfigError, DriverError, UnavailableError
+from hubkv.drivers.redis import RedisDriver
+from tests.standins.faulty_http import everything_said
+from tests.standins.redis_server import RedisServer, free_port
+
+#: Database only this module uses, so SCAN sees nothing but its keys.
+DB = 6
+
+
+@pytest.fixture
+def base() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(redis_server: RedisServer, base: str) -> Iterator[hubkv.KV]:
+    kv = hubkv.KV("redis", url=redis_server.url, base=base)
+    yield kv
+    kv.close()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("REDIS_URL", "KV_URL", "HUBKV_DRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def driver_of(store: hubkv.KV) -> RedisDriver:
+    driver = store.driver
+    assert isinstance(driver, RedisDriver)
+    return driver
+
+
+def command_calls(server: RedisServer) -> dict[str, int]:
+    """How many times the server ran each command (``INFO commandstats``)."""
+    stats = server.client().info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+def test_every_operation_is_one_round_trip(redis_server: RedisServer) -> None:
+    redis_server.client(db=DB).flushdb()
+    store = hubkv.KV("redis", url=f"redis://127.0.0.1:{redis_server.port}/{DB}", base="app")
+    driver = driver_of(store)
+    items = {f"item:{i:03d}": {"i": i} for i in range(100)}
+
+    def round_trips(call: object) -> int:
+        before = driver.round_trips
+        assert callable(call)
+        call()
+        return driver.round_trips - before
+
+    assert round_trips(lambda: store.set("one", 1)) == 1
+    assert round_trips(lambda: store.get("one")) == 1
+    assert round_trips(lambda: store.has("one")) == 1
+    assert round_trips(lambda: store.ttl("one")) == 1
+    assert round_trips(lambda: store.set_many(items, ttl=60)) == 1
+    assert round_trips(lambda: store.get_many(items)) == 1
+    assert round_trips(lambda: store.keys("item:")) == 1
+    assert round_trips(lambda: store.delete_many(list(items)[:50])) == 1
+    assert round_trips(lambda: store.clear("item:")) == 2  # SCAN, UNLINK
+    assert store.keys() == ["one"]
+    store.close()
+
+
+def test_set_many_is_one_multi_exec_transaction(store: hubkv.KV, redis_server: RedisServer) -> None:
+    before = command_calls(redis_server)
+    store.set_many({f"k{i}": i for i in range(20)}, ttl=30)
+    after = command_calls(redis_server)
+    assert after["multi"] - before.get("multi", 0) == 1
+    assert after["exec"] - before.get("exec", 0) == 1
+    assert after["set"] - before.get("set", 0) == 20
+    assert len(store.keys()) == 20
+    assert 29 < (store.ttl("k7") or 0) <= 30
+
+
+def test_plain_strings_written_by_others_read_back(
+    store: hubkv.KV, redis_server: RedisServer, base: str
+) -> None:
+    direct = redis_server.client()
+    direct.set(f"{base}:greeting", "hello")
+    direct.set(f"{base}:\xff".encode("latin-1"), "not a UTF-8 key")
+    direct.rpush(f"{base}:list", "x")
+    assert store.get("greeting") == "hello"
+    assert store.keys() == ["greeting", "list"]  # the undecodable key is not listed
+    with pytest.raises(DriverError, match="WRONGTYPE"):
+        store.get("list")
+    store.set("json", {"a": [1, 2]})
+    assert direct.get(f"{base}:json") == b'{"a":[1,2]}'
+    assert store.clear() == 3  # what keys() listed; the foreign key stays
+    assert direct.exists(f"{base}:\xff".encode("latin-1")) == 1
+
+
+def test_url_from_redis_url_then_kv_url(
+    redis_server: RedisServer, clean_env: pytest.MonkeyPatch, base: str
+) -> None:
+    clean_env.setenv("KV_URL", redis_server.url)
+    assert driver_of(hubkv.KV("redis", base=base)).url == redis_server.url
+    clean_env.setenv("REDIS_URL", f"redis://127.0.0.1:{redis_server.port}/3")
+    store = hubkv.KV("redis", base=base)
+    assert driver_of(store).url == f"redis://127.0.0.1:{redis_server.port}/3"
+    store.set("k", 1)
+    assert redis_server.client(db=3).get(f"{base}:k") == b"1"
+    store.clear()
+
+
+def test_no_url_is_a_config_error_naming_the_variables(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL.*KV_URL"):
+        hubkv.KV("redis")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis://h:notaport"])
+def test_bad_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        RedisDriver(url=url)
+
+
+def test_a_wrong_password_never_shows(redis_server: RedisServer, base: str) -> None:
+    admin = redis_server.client()
+    password = "pw-" + uuid.uuid4().hex
+    admin.acl_setuser(
+        "ada", enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"]
+    )
+    try:
+        good = hubkv.KV("redis", url=f"redis://ada:{password}@127.0.0.1:{redis_server.port}/0")
+        assert password not in repr(good)
+        good.set(f"{base}:k", 1)
+        assert good.get(f"{base}:k") == 1
+        wrong = "wrong-" + uuid.uuid4().hex
+        bad = hubkv.KV("redis", url=f"redis://ada:{wrong}@127.0.0.1:{redis_server.port}/0")
+        with pytest.raises(AuthenticationError, match="refused the credentials") as info:
+            bad.get("k")
+        said = everything_said(info.value) + repr(bad)
+        assert wrong not in said and password not in said
+        good.close()
+        bad.close()
+    finally:
+        admin.acl_deluser("ada")
+
+
+def test_an_unreachable_server_is_unavailable(base: str) -> None:
+    port = free_port()  # nothing listens there
+    store = hubkv.KV("redis", url=f"redis://127.0.0.1:{port}/0", base=base, retries=1, timeout=2)
+    with pytest.raises(UnavailableError, match="could not be reached") as info:
+        store.set("k", 1)
+    assert str(port) in str(info.value)
+
+
+def test_close_then_reuse_reconnects(store: hubkv.KV, redis_server: RedisServer) -> None:
+    store.set("k", 1)
+    store.close()
+    redis_server.client().client_kill_filter(_type="normal", skipme=True)  # drop every connection
+    assert store.get("k") == 1
+
+
+def test_the_extra_is_named_when_redis_py_is_missing(tmp_path: Path) -> None:
+    code = """
+import sys
+sys.modules["redis"] = None  # as if redis-py were not installed
+import hubkv
+try:
+    hubkv.KV("redis", url="redis://127.0.0.1:1/0")
+except hubkv.ConfigError as exc:
+    print(exc)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "pip install 'hubkv[redis]'" in result.stdout, result.stderr

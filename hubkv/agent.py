@@ -84,6 +84,10 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _NAMESPACE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}\Z")
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _MISSING = object()
+_ONLY_JSON = (
+    "only JSON (objects with string keys, arrays, strings, finite numbers, true, false, null) "
+    "can be stored"
+)
 
 ParamKind = Literal["key", "keys", "text", "limit", "ttl", "json"]
 
@@ -362,7 +366,9 @@ class KVCapability:
         # Messages of errors raised by the store name full keys or the store's
         # location: the model gets a message of its own (the audit hook gets exc).
         if isinstance(exc, ReadOnlyError):
-            return _error("read_only", "this capability is read-only: writes are refused")
+            return _error(
+                "read_only", "this capability is read-only: writes are refused, reads are allowed"
+            )
         if isinstance(exc, AuthenticationError):
             return _error("storage_error", "the store refused its credentials; retrying won't help")
         if isinstance(exc, DriverError):
@@ -534,6 +540,8 @@ class KVCapability:
                 f"limit must be at most {self._max_keys}; page through with next_cursor",
             )
         keys = self._view.keys(prefix)
+        if keys and not keys[0]:
+            del keys[0]  # a key equal to the scope itself: not addressable as a relative key
         cursor = args.get("cursor")
         start = bisect.bisect_right(keys, cursor) if cursor else 0
         page = keys[start : start + limit]
@@ -626,8 +634,8 @@ def _json_size(value: Any) -> int:
     """Bytes of ``value`` as JSON; an ``invalid_value`` error if it isn't JSON."""
     try:
         return len(codec.encode(value))
-    except SerializationError as exc:
-        raise _ToolError("invalid_value", f"the value is not valid JSON: {exc}") from None
+    except SerializationError:
+        raise _ToolError("invalid_value", f"the value can't be stored: {_ONLY_JSON}") from None
 
 
 def _check_json(value: Any) -> None:
@@ -644,15 +652,16 @@ def _check_json(value: Any) -> None:
         if kind is dict:
             for name, member in item.items():
                 if type(name) is not str:
-                    raise _ToolError("invalid_value", "object keys must be strings")
+                    raise _ToolError(
+                        "invalid_value", f"an object key is not a string; {_ONLY_JSON}"
+                    )
                 pending.append((member, depth + 1))
         elif kind is list:
             pending.extend((member, depth + 1) for member in item)
         elif kind not in _JSON_SCALARS:
             raise _ToolError(
                 "invalid_value",
-                f"the value holds a {kind.__name__}; only JSON (objects, arrays, strings, "
-                "numbers, true, false, null) can be stored",
+                f"the value holds a {kind.__name__}; {_ONLY_JSON}",
             )
 
 
@@ -663,7 +672,7 @@ def _parse_arguments(spec: _Spec, arguments: object) -> dict[str, Any]:
     elif isinstance(arguments, (str, bytes)):
         try:
             arguments = msgspec.json.decode(arguments)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeError) as exc:
             raise _ToolError(
                 "invalid_arguments", f"the arguments are not valid JSON: {exc}"
             ) from None

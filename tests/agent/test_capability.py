@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 import hubkv
+import hubkv.agent
 from hubkv.agent import KVCapability, ToolCall
 
 from .conftest import INSIDE, NEIGHBOURS, SCOPE, RecordingDriver
@@ -428,3 +430,8 @@ def test_importing_the_agent_and_cli_does_not_load_mcp() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(hubkv.agent, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -14,9 +14,9 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ import hubkv
 from hubkv import AuthenticationError, ConfigError, DriverError, ReadOnlyError, RequestTooLargeError
 from hubkv.config import resolve
 from hubkv.drivers.upstash import UpstashDriver
-from tests.standins.faulty_http import FaultyHTTP, Reply, everything_said
+from tests.standins.faulty_http import FaultyHTTP, Reply, everything_said, everything_shown
 from tests.standins.redis_server import RedisServer
 from tests.standins.upstash_rest import UpstashRest
 
@@ -259,22 +259,13 @@ def test_a_redis_error_is_a_driver_error(
 
 
 def test_threads_share_one_store(store: hubkv.KV) -> None:
-    errors: list[BaseException] = []
-
     def work(thread: int) -> None:
-        try:
-            for i in range(25):
-                store.set(f"t{thread}:{i}", [thread, i])
-                assert store.get(f"t{thread}:{i}") == [thread, i]
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(25):
+            store.set(f"t{thread}:{i}", [thread, i])
+            assert store.get(f"t{thread}:{i}") == [thread, i]
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))  # re-raises what a thread raised
     assert len(store.keys()) == 200
     assert store.get_many([f"t{n}:24" for n in range(8)]) == {f"t{n}:24": [n, 24] for n in range(8)}
 
@@ -441,11 +432,9 @@ def test_a_wrong_token_is_an_authentication_error_that_never_shows_a_token(
     with pytest.raises(AuthenticationError, match="HTTP 401.*check the token") as info:
         store.get("k")
     assert driver_of(store).http.requests_sent == 1  # not retried
-    captured = capsys.readouterr()
-    said = "\n".join(
-        [everything_said(info.value), caplog.text, captured.out, captured.err, repr(store)]
-    )
-    said += repr(store.driver) + store.driver.describe() + repr(driver_of(store).http)
+    driver = driver_of(store)
+    said = everything_shown(info.value, caplog, capsys, store, driver, driver.http)
+    said += driver.describe()
     assert wrong not in said and upstash_rest.token not in said
     assert "Unauthorized" in said
 

@@ -53,6 +53,7 @@ __all__ = [
     "server_error",
     "unauthorized",
     "everything_said",
+    "everything_shown",
 ]
 
 
@@ -142,6 +143,21 @@ def everything_said(exc: BaseException) -> str:
     Tests grep it for secrets (a token must never appear).
     """
     return "\n".join([str(exc), repr(exc), "".join(traceback.format_exception(exc))])
+
+
+def everything_shown(
+    error: BaseException,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    *objects: object,
+) -> str:
+    """What a failing call showed anywhere: :func:`everything_said`, the captured logs
+    (set ``caplog.set_level(logging.DEBUG)`` first), stdout, stderr, and the ``repr``
+    of ``objects`` (the store, its driver, ...)."""
+    captured = capsys.readouterr()
+    shown = [everything_said(error), caplog.text, captured.out, captured.err]
+    shown += [repr(item) for item in objects]
+    return "\n".join(shown)
 
 
 @dataclass

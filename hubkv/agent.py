@@ -512,7 +512,7 @@ class KVCapability:
         return {"key": key, "value": value}
 
     def _get_many(self, args: dict[str, Any]) -> dict[str, Any]:
-        keys = [self._key(key) for key in args["keys"]]
+        keys = args["keys"]
         if not keys:
             raise _ToolError("invalid_arguments", "keys must name at least one key")
         if len(keys) > self._max_keys:
@@ -520,6 +520,7 @@ class KVCapability:
                 "invalid_arguments",
                 f"at most {self._max_keys} keys per call, got {len(keys)}; split the call",
             )
+        keys = [self._key(key) for key in keys]
         found = self._view.get_many(keys)
         values: dict[str, Any] = {}
         too_large: list[str] = []

@@ -190,7 +190,8 @@ def open_spec(
       Values can't contain commas; use a profile for those (and for tokens,
       which a command line would show to other users of the machine).
 
-    A profile name wins over a driver name of the same spelling. Store
+    A profile name wins over a driver name of the same spelling (``memory:``,
+    with a colon, always names the driver). Store
     options (``read_only``, ``max_value_bytes``) are accepted everywhere.
 
     >>> import os, tempfile

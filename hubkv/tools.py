@@ -694,10 +694,26 @@ def _progress_bar(
         return
     from tqdm import tqdm
 
+    # Follow the terminal's size, unless it reports none (a bare pseudo-terminal):
+    # tqdm would then hide the bar.
+    sized = _terminal_columns() > 0
     with tqdm(
-        total=total(), desc=operation, unit=" keys", file=sys.stderr, dynamic_ncols=True
+        total=total(),
+        desc=operation,
+        unit=" keys",
+        file=sys.stderr,
+        dynamic_ncols=sized,
+        ncols=None if sized else 80,
+        nrows=None if sized else 24,
     ) as bar:
         yield bar
+
+
+def _terminal_columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -1,0 +1,1 @@
+"""The settings example as a minimal Django project (no database)."""

@@ -14,9 +14,7 @@ class SettingsExampleTests(SimpleTestCase):
 
     def test_settings_round_trip(self) -> None:
         self.assertEqual(self.client.get("/settings").json(), {"settings": None})
-        response = self.client.put(
-            "/settings", {"theme": "dark"}, content_type="application/json"
-        )
+        response = self.client.put("/settings", {"theme": "dark"}, content_type="application/json")
         self.assertEqual(response.json(), {"ok": True})
         self.assertEqual(self.client.get("/settings").json(), {"settings": {"theme": "dark"}})
         self.assertEqual(kv.get("settings"), {"theme": "dark"})

@@ -311,7 +311,9 @@ class KVCapability:
 
     # -- running calls ---------------------------------------------------
 
-    def call(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
+    def call(
+        self, name: str, arguments: Mapping[str, Any] | str | bytes | None = None
+    ) -> dict[str, Any]:
         """Run one tool call; return ``{"ok": True, ...}`` or ``{"ok": False, "error": ...}``.
 
         ``arguments`` is a mapping, a JSON object as text (as OpenAI sends

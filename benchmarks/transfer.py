@@ -1,0 +1,207 @@
+"""Export, import and copy of many keys: throughput and peak memory.
+
+``hubkv.tools`` streams keys and moves them in batches, so its memory should
+not grow with the store. This measures it: each phase runs in a fresh
+process that reports its own peak RSS (``ru_maxrss``) before and after the
+work, at two store sizes. Flat peaks across sizes mean bounded memory.
+
+Phases, on an fs-lite store of N keys (values ~150 bytes of JSON, a fifth
+of them with a one-hour TTL):
+
+- ``export``: fs-lite -> a JSON Lines file;
+- ``import``: that file -> a new fs-lite store (checked, then written);
+- ``copy``: fs-lite -> another new fs-lite store.
+
+"peak RSS" is the phase's whole process (Python, hubkv, SQLite's page cache);
+"growth" is how much the peak rose while the phase ran.
+
+Examples::
+
+    python -m benchmarks.transfer                   # 10,000 and 100,000 keys
+    python -m benchmarks.transfer --keys 1000000    # one size
+    python -m benchmarks.transfer --json transfer.json
+
+Each phase checks its result (key count, sample values, TTLs) and the run
+exits 1 when one is wrong. Timings are for reading, not asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("export", "import", "copy")
+DEFAULT_SIZES = (10_000, 100_000)
+_BATCH = 5_000  # keys per set_many while loading the source (untimed)
+
+
+def value(i: int) -> dict[str, Any]:
+    """A typical small JSON value (~150 bytes encoded)."""
+    return {
+        "id": i,
+        "name": f"user-{i}",
+        "email": f"user{i}@example.com",
+        "flags": {"beta": i % 2 == 0, "admin": i % 97 == 0},
+        "tags": ["alpha", "beta", "gamma"][: i % 4],
+        "bio": "lorem ipsum dolor sit amet " * 2,
+    }
+
+
+def key(i: int) -> str:
+    return f"users:{i:08d}:profile"
+
+
+def load_source(path: Path, count: int) -> None:
+    """Write ``count`` keys to a new fs-lite store at ``path`` (a fifth with a TTL)."""
+    import hubkv
+
+    with hubkv.KV("fs-lite", path=str(path)) as store:
+        for start in range(0, count, _BATCH):
+            numbers = range(start, min(start + _BATCH, count))
+            store.set_many({key(i): value(i) for i in numbers if i % 5})
+            store.set_many({key(i): value(i) for i in numbers if not i % 5}, ttl=3600)
+
+
+def run_phase(phase: str, source: Path, file: Path, target: Path) -> dict[str, Any]:
+    """One phase in this process: its seconds, keys written and peak RSS growth."""
+    import hubkv
+    from hubkv import tools
+
+    rss_before = _peak_rss_kib()
+    started = time.perf_counter()
+    if phase == "export":
+        summary = tools.export(hubkv.KV("fs-lite", path=str(source)), file, progress=False)
+    elif phase == "import":
+        summary = tools.import_file(hubkv.KV("fs-lite", path=str(target)), file, progress=False)
+    else:
+        summary = tools.copy(
+            hubkv.KV("fs-lite", path=str(source)),
+            hubkv.KV("fs-lite", path=str(target)),
+            progress=False,
+        )
+    seconds = time.perf_counter() - started
+    return {
+        "phase": phase,
+        "written": summary.written,
+        "failed": summary.failed,
+        "seconds": seconds,
+        "rss_start_kib": rss_before,
+        "rss_peak_kib": _peak_rss_kib(),
+    }
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident memory, in KiB.
+
+    Linux's ``VmHWM`` belongs to the process image, so it starts afresh at
+    ``exec``; ``ru_maxrss`` would carry over the parent's peak from before the
+    fork (here: the parent that loaded the store).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+
+
+def check(phase: str, count: int, source: Path, file: Path, target: Path) -> list[str]:
+    """What is wrong with a phase's output (empty when it is right)."""
+    import hubkv
+
+    problems = []
+    if phase == "export":
+        lines = file.read_bytes().count(b"\n")
+        if lines != count:
+            problems.append(f"export wrote {lines} lines for {count} keys")
+        return problems
+    with hubkv.KV("fs-lite", path=str(target)) as store:
+        found = sum(1 for _ in store.iter_keys())
+        if found != count:
+            problems.append(f"{phase} left {found} keys of {count}")
+        for i in (0, 1, count // 2, count - 1):
+            if store.get(key(i)) != value(i):
+                problems.append(f"{phase}: wrong value for {key(i)}")
+            ttl = store.ttl(key(i)) if store.has(key(i)) else -1.0
+            if (ttl is None) != bool(i % 5) or (ttl is not None and not 3500 < ttl <= 3600):
+                problems.append(f"{phase}: wrong TTL {ttl} for {key(i)}")
+    return problems
+
+
+def measure(count: int, folder: Path) -> list[dict[str, Any]]:
+    """Load a store of ``count`` keys, then run each phase in its own process."""
+    source, file = folder / "source.sqlite3", folder / "export.jsonl"
+    load_source(source, count)
+    results = []
+    for phase in PHASES:
+        target = folder / f"{phase}-target.sqlite3"
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.transfer", "--phase", phase]
+            + ["--source", str(source), "--file", str(file), "--target", str(target)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(done.stdout)
+        result["keys"] = count
+        result["problems"] = check(phase, count, source, file, target)
+        if phase == "export":
+            result["file_bytes"] = file.stat().st_size
+        results.append(result)
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table."""
+    rows = [
+        "| keys | phase | seconds | keys/s | peak RSS | growth during the phase |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['keys']:,} | {r['phase']} | {r['seconds']:.2f} | "
+            f"{r['written'] / r['seconds']:,.0f} | {r['rss_peak_kib'] / 1024:.1f} MiB | "
+            f"+{(r['rss_peak_kib'] - r['rss_start_kib']) / 1024:.1f} MiB |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.transfer", description=__doc__)
+    parser.add_argument("--keys", type=int, action="append", help="store size (repeatable)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--target", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.phase:  # a child process: one phase, results as JSON on stdout
+        print(json.dumps(run_phase(args.phase, args.source, args.file, args.target)))
+        return 0
+
+    results = []
+    for count in args.keys or DEFAULT_SIZES:
+        with tempfile.TemporaryDirectory(prefix="hubkv-transfer-") as folder:
+            results += measure(count, Path(folder))
+    print(table(results))
+    problems = [problem for r in results for problem in r["problems"]]
+    for problem in problems:
+        print(f"CHECK FAILED: {problem}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

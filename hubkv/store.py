@@ -174,7 +174,9 @@ class KV:
         found = self._driver.keys(self._full_prefix(prefix))
         if self._prefix:
             cut = len(self._prefix)
-            return [key[cut:] for key in found]
+            # A parent key equal to the view's prefix is not in the view (its
+            # relative key would be empty).
+            return [key[cut:] for key in found if len(key) > cut]
         return found
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
@@ -182,7 +184,7 @@ class KV:
         keys = self._driver.iter_keys(self._full_prefix(prefix))
         if self._prefix:
             cut = len(self._prefix)
-            return (key[cut:] for key in keys)
+            return (key[cut:] for key in keys if len(key) > cut)
         return keys
 
     def ttl(self, key: str) -> float | None:
@@ -263,7 +265,13 @@ class KV:
         """
         if self._read_only:
             raise self._read_only_error()
-        return self._driver.clear(self._full_prefix(prefix))
+        full = self._full_prefix(prefix)
+        if self._prefix and full == self._prefix and self._driver.has(full):
+            # The parent's key equal to the view's prefix is not in the view: keep it.
+            doomed = [key for key in self._driver.keys(full) if key != full]
+            self._driver.delete_many(doomed)
+            return len(doomed)
+        return self._driver.clear(full)
 
     # -- views -----------------------------------------------------------
 

@@ -15,6 +15,7 @@ MODULES = [
     "hubkv.drivers",
     "hubkv.drivers.sqlite",
     "hubkv.drivers.memory",
+    "hubkv.agent",
 ]
 
 

@@ -46,6 +46,13 @@ def test_file_and_folders_are_created_private(path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_a_path_under_a_regular_file_is_a_driver_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    store = hubkv.KV("fs-lite", path=str(tmp_path / "file" / "kv.sqlite3"))
+    with pytest.raises(DriverError, match="can't create or open"):
+        store.set("a", 1)
+
+
 def test_default_path_is_under_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -164,10 +164,10 @@ class SQLiteDriver(Driver):
 
     def _prepare_file(self) -> None:
         """Create or migrate the file once per driver, under a cross-process file lock."""
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = FileLock(str(self.path) + ".lock", timeout=self.timeout)
         try:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with lock:
                 self._create_private_file()
                 conn = self._open()

@@ -476,6 +476,16 @@ def test_views_validate_relative_and_full_keys(store: hubkv.KV) -> None:
     assert store.keys() == ["p:.", "p:.."]
 
 
+def test_a_key_equal_to_a_views_prefix_is_outside_the_view(store: hubkv.KV) -> None:
+    store.set_many({"users:42:": "parent's", "users:42:a": 1, "users:42:b": 2})
+    view = store.prefixed("users:42:")
+    assert view.keys() == ["a", "b"]
+    assert sorted(view.iter_keys()) == ["a", "b"]
+    assert view.clear() == 2
+    assert store.keys() == ["users:42:"]
+    assert store.get("users:42:") == "parent's"
+
+
 def test_closing_a_view_leaves_the_parent_open(store: hubkv.KV) -> None:
     with store.prefixed("v:") as view:
         view.set("a", 1)

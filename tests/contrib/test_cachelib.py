@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,8 @@ from flask_session import Session
 
 import hubkv
 from hubkv.contrib.cachelib import KVCache
+
+from .conftest import Point, run_in_threads
 
 Make = Callable[..., BaseCache]
 
@@ -41,14 +42,6 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
 @pytest.fixture
 def cache(make: Make) -> BaseCache:
     return make()
-
-
-class Point:
-    def __init__(self, x: int, y: int) -> None:
-        self.x, self.y = x, y
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
 
 
 def test_get_set_round_trip_python_objects(cache: BaseCache) -> None:
@@ -214,21 +207,17 @@ def test_inc_and_add_are_atomic_between_threads(tmp_path: Path) -> None:
     cache = KVCache("fs-lite", path=str(tmp_path / "kv.sqlite3"))
     added: list[bool] = []
 
-    def work() -> None:
+    def work(thread: int) -> None:
         for _ in range(100):
             cache.inc("n")
-        added.append(cache.add("once", threading.get_ident()))
+        added.append(cache.add("once", thread))
 
     # fs-lite releases the GIL in every query, and a tiny switch interval makes
     # threads interleave between the read and the write of each increment.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(work, 8)
     finally:
         sys.setswitchinterval(interval)
 

@@ -50,7 +50,7 @@ import hubkv  # noqa: E402
 from hubkv import kv  # noqa: E402
 from hubkv.contrib.django import KVCache  # noqa: E402
 
-from .conftest import EXAMPLES  # noqa: E402
+from .conftest import EXAMPLES, Point  # noqa: E402
 
 Make = Callable[..., BaseCache]
 
@@ -87,14 +87,6 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
 @pytest.fixture
 def cache(make: Make) -> BaseCache:
     return make()
-
-
-class Point:
-    def __init__(self, x: int, y: int) -> None:
-        self.x, self.y = x, y
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
 
 
 def test_get_set_round_trip_python_objects(cache: BaseCache) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import hubkv
 from hubkv import kv
 from hubkv.contrib.flask import HubKV, current_kv
 
-from .conftest import load_example
+from .conftest import load_example, run_in_threads
 
 
 def make_app(config: Any) -> Flask:
@@ -123,11 +122,7 @@ def test_the_store_stays_usable_across_requests_from_many_threads(tmp_path: Path
             if not stored or client.get(f"/items/{key}").get_json()["value"] != n:
                 failures.append(key)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 6)
 
     assert failures == []
     assert len(kv.keys()) == 6 * 40

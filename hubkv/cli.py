@@ -29,7 +29,7 @@ EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 # Modules that add subcommands with add_commands(subparsers). They are
 # imported on every start, so they must import nothing slow at module level.
-COMMAND_MODULES: tuple[str, ...] = ("hubkv.mcp_server", "hubkv.tools_cli")
+COMMAND_MODULES: tuple[str, ...] = ("hubkv.mcp_server", "hubkv.tools_cli", "hubkv.cloudflare_cli")
 
 Handler = Callable[[argparse.Namespace], int]
 

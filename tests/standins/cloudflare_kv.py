@@ -25,9 +25,11 @@ as unsuccessful.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +53,7 @@ class CloudflareKV:
         self.api_token = secrets.token_urlsafe(30)
         self.pool = pool
         self.origin = ""
+        self._storage = ""
         self._process: subprocess.Popen[str] | None = None
         self._session = requests.Session()
         self._session.trust_env = False
@@ -84,6 +87,13 @@ class CloudflareKV:
             raise RuntimeError(
                 f"miniflare is not installed under {ROOT}: run `npm ci` there (scripts/test.sh does)"
             )
+        # On tmpfs when there is one: every KV write is a file, and disk syncs
+        # make bulk writes ~5x slower (1,200 keys: 1.7 s instead of 8 s).
+        shm = Path("/dev/shm")
+        self._storage = tempfile.mkdtemp(
+            prefix="hubkv-cloudflare-",
+            dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None,
+        )
         self._process = subprocess.Popen(
             [
                 node,
@@ -94,6 +104,8 @@ class CloudflareKV:
                 self.account_id,
                 "--pool",
                 str(self.pool),
+                "--storage",
+                self._storage,
             ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
@@ -130,6 +142,7 @@ class CloudflareKV:
         if process.stdout is not None:
             process.stdout.close()
         self._session.close()
+        shutil.rmtree(self._storage, ignore_errors=True)
 
     # -- namespaces and test controls ----------------------------------------
 

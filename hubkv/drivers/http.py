@@ -36,6 +36,8 @@ __all__ = ["HTTPClient", "check_url", "is_loopback"]
 
 #: Statuses worth retrying (for idempotent requests): rate limits and server errors.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Longest timeout accepted, in seconds (a day): sockets refuse far larger ones.
+MAX_TIMEOUT = 86400.0
 
 
 def is_loopback(host: str) -> bool:
@@ -99,6 +101,14 @@ class HTTPClient:
         verify: bool | str = True,
         describe_error: Callable[[requests.Response], str] | None = None,
     ) -> None:
+        for option, seconds in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if not 0 < seconds <= MAX_TIMEOUT:  # NaN fails too
+                raise ConfigError(
+                    f"{option} must be more than 0 and at most {MAX_TIMEOUT:,.0f} seconds, "
+                    f"got {seconds!r}"
+                )
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+            raise ConfigError(f"retries must be a whole number from 0 to 10, got {retries!r}")
         self.base_url = base_url.rstrip("/")
         self.service = service
         self.host = urlsplit(self.base_url).netloc
@@ -171,6 +181,11 @@ class HTTPClient:
                 requests.exceptions.ChunkedEncodingError,  # connection lost mid-body
             ) as exc:
                 failure: DriverError = self._connection_error(exc, idempotent)
+            except requests.RequestException as exc:  # a malformed request or answer
+                raise DriverError(
+                    f"{self.service} at {self.host}: the request failed "
+                    f"({type(exc).__name__}: {self.scrub(str(exc))})"
+                ) from None
             else:
                 if response.status_code < 400 or response.status_code in accepted:
                     return response

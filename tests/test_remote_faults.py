@@ -280,3 +280,13 @@ def test_a_wrong_token_is_not_retried(
     assert sent(store) == 1 and waits == []
     check(info.value, upstash_rest)
     assert store.keys() == []
+
+
+def test_a_redirect_loop_is_a_driver_error(
+    store: hubkv.KV, proxy: FaultyHTTP, upstash_rest: UpstashRest
+) -> None:
+    proxy.script(*[Reply(307, b"", {"Location": proxy.url + "/"}) for _ in range(40)])
+    with pytest.raises(DriverError, match="TooManyRedirects") as info:
+        store.get("k")
+    assert type(info.value) is DriverError and sent(store) == 1
+    check(info.value, upstash_rest)

@@ -119,6 +119,28 @@ def test_set_many_is_one_transaction(empty_db: UpstashRest) -> None:
     store.close()
 
 
+def test_each_request_carries_the_sync_token_of_the_answer_before(
+    store: hubkv.KV, upstash_rest: UpstashRest
+) -> None:
+    seen = len(upstash_rest.requests)
+    store.set("k", 1)
+    store.get("k")
+    store.set_many({"a": 1, "b": 2})
+    first, second, third = upstash_rest.sync_tokens_received[seen : seen + 3]
+    assert first == "" and second.startswith("sync-") and third.startswith("sync-")
+    assert int(third.removeprefix("sync-")) > int(second.removeprefix("sync-"))
+
+
+@pytest.mark.parametrize("token", ["two words", "line\nbreak", "tab\tin", "\x00", "smart’quote"])
+def test_a_mangled_token_is_a_config_error_that_does_not_show_it(token: str) -> None:
+    with pytest.raises(ConfigError, match="copy it again") as info:
+        UpstashDriver(url="https://a.upstash.io", token=token)
+    assert token not in str(info.value)
+    assert (
+        UpstashDriver(url="https://a.upstash.io", token=" pasted\n").http.scrub("pasted") == "***"
+    )
+
+
 def test_big_batches_are_split_by_size_and_count(store: hubkv.KV) -> None:
     driver = driver_of(store)
     driver.batch_bytes = 10_000
@@ -373,6 +395,8 @@ def test_named_without_credentials_is_a_config_error(clean_env: pytest.MonkeyPat
     clean_env.setenv("UPSTASH_REDIS_REST_URL", "https://one.upstash.io")
     with pytest.raises(ConfigError, match="UPSTASH_REDIS_REST_TOKEN"):
         hubkv.KV("upstash")
+    with pytest.raises(ConfigError, match="UPSTASH_REDIS_REST_TOKEN"):
+        hubkv.KV("upstash", token="  \n")
 
 
 def test_hubkv_environment_variables_configure_it(

@@ -8,7 +8,9 @@ idempotent requests, typed errors, the token kept out of every message):
 - a batch: ``POST {url}/multi-exec`` with an array of commands, run as one
   transaction (all or nothing);
 - ``Authorization: Bearer {token}``, and ``Upstash-Encoding: base64`` so that
-  stored bytes come back exactly (the replies' strings are base64).
+  stored bytes come back exactly (the replies' strings are base64);
+- the ``Upstash-Sync-Token`` of each answer is sent with the next request
+  (read-your-writes on databases with read replicas, as the official SDKs do).
 
 The keys, values and commands are those of
 :mod:`hubkv.drivers.redis_common`, shared with the ``redis`` driver: the two
@@ -104,11 +106,17 @@ class UpstashDriver(RedisCommandsDriver):
                 if token is None:
                     self.read_only = found.read_only
                 url, token = url or found.url, token or found.token
+        token = (token or "").strip()
         if not url or not token:
             raise ConfigError(
                 "the upstash driver needs a REST URL and token: set UPSTASH_REDIS_REST_URL "
                 "and UPSTASH_REDIS_REST_TOKEN (on Vercel, KV_REST_API_URL and "
                 "KV_REST_API_TOKEN), or pass url= and token="
+            )
+        if not (token.isascii() and token.isprintable()) or " " in token:
+            raise ConfigError(
+                "the Upstash token contains spaces, control or non-ASCII characters; copy it again "
+                "from the Upstash console (or Vercel's KV_REST_API_TOKEN)"
             )
         self.url = check_url(url, "the Upstash REST URL (url)")
         self.http = HTTPClient(
@@ -124,6 +132,9 @@ class UpstashDriver(RedisCommandsDriver):
             retries=retries,
             describe_error=_error_message,
         )
+        # Read-your-writes on databases with read replicas: each answer's sync
+        # token goes with the next request, so a read sees the writes before it.
+        self._sync_token = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> tuple[dict[str, Any], str] | None:
@@ -157,7 +168,9 @@ class UpstashDriver(RedisCommandsDriver):
             idempotent=idempotent,
             ok_statuses=(400,),
             data=_encode_json(body[0] if single else body),
+            headers={"Upstash-Sync-Token": self._sync_token} if self._sync_token else None,
         )
+        self._sync_token = response.headers.get("Upstash-Sync-Token", self._sync_token)
         data = self.http.read_json(response)
         if response.status_code == 400:
             raise self._command_error(data.get("error") if isinstance(data, dict) else data)

@@ -13,7 +13,9 @@ It speaks the protocol of Upstash's REST API as its official SDKs use it:
 - ``Upstash-Encoding: base64``: every string in a result is base64, except the
   status reply ``OK`` (the SDKs rely on that);
 - bodies over ``max_request_bytes`` (10 MB, Upstash's limit) are refused with
-  HTTP 400 ``{"error": "ERR max request size exceeded"}``.
+  HTTP 400 ``{"error": "ERR max request size exceeded"}``;
+- every answer carries an ``Upstash-Sync-Token`` header; the tokens requests
+  carry back are recorded.
 
 Replies come from redis-py with its response callbacks removed, i.e. the raw
 RESP values. Two facts learned building it: the handler turns off Nagle's
@@ -73,6 +75,9 @@ class UpstashRest:
         self.commands: list[list[str]] = []
         #: HTTP requests received, by path.
         self.requests: list[str] = []
+        #: The ``Upstash-Sync-Token`` each request carried ("" for none).
+        self.sync_tokens_received: list[str] = []
+        self._sync = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -96,6 +101,12 @@ class UpstashRest:
         self._server.server_close()
         self.redis.close()
 
+    def next_sync_token(self) -> str:
+        """A new ``Upstash-Sync-Token`` for an answer (a counter here; opaque to clients)."""
+        with self._lock:
+            self._sync += 1
+            return f"sync-{self._sync}"
+
     # -- protocol --------------------------------------------------------
 
     def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
@@ -103,6 +114,7 @@ class UpstashRest:
         parts = urlsplit(path)
         with self._lock:
             self.requests.append(parts.path)
+            self.sync_tokens_received.append(headers.get("Upstash-Sync-Token", ""))
         auth = headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else None
         token = token or parse_qs(parts.query).get("_token", [None])[0]
@@ -197,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Upstash-Sync-Token", standin.next_sync_token())
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

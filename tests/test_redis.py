@@ -123,6 +123,24 @@ def test_bad_urls_are_config_errors(url: str) -> None:
         RedisDriver(url=url)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"timeout": 1e12}, "timeout"),
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.5}, "retries"),
+        ({"max_connections": 0}, "max_connections"),
+    ],
+)
+def test_bad_options_are_config_errors(
+    redis_server: RedisServer, options: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        hubkv.KV("redis", url=redis_server.url, **options)
+
+
 def test_a_wrong_password_never_shows(redis_server: RedisServer, base: str) -> None:
     admin = redis_server.client()
     password = "pw-" + uuid.uuid4().hex

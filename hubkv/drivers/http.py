@@ -32,7 +32,7 @@ from ..errors import (
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["HTTPClient", "check_url", "is_loopback"]
+__all__ = ["HTTPClient", "check_retries", "check_timeout", "check_url", "is_loopback"]
 
 #: Statuses worth retrying (for idempotent requests): rate limits and server errors.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -71,6 +71,25 @@ def check_url(url: str, option: str) -> str:
     return url.rstrip("/")
 
 
+def check_timeout(option: str, seconds: float) -> float:
+    """``seconds`` if it is a usable timeout (more than 0, at most a day), else :class:`ConfigError`.
+
+    Shared by every remote driver (the redis driver's sockets too).
+    """
+    if not 0 < seconds <= MAX_TIMEOUT:  # NaN fails too
+        raise ConfigError(
+            f"{option} must be more than 0 and at most {MAX_TIMEOUT:,.0f} seconds, got {seconds!r}"
+        )
+    return seconds
+
+
+def check_retries(retries: int) -> int:
+    """``retries`` if it is a whole number from 0 to 10, else :class:`ConfigError`."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise ConfigError(f"retries must be a whole number from 0 to 10, got {retries!r}")
+    return retries
+
+
 def _without_secrets_in_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
@@ -101,14 +120,9 @@ class HTTPClient:
         verify: bool | str = True,
         describe_error: Callable[[requests.Response], str] | None = None,
     ) -> None:
-        for option, seconds in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if not 0 < seconds <= MAX_TIMEOUT:  # NaN fails too
-                raise ConfigError(
-                    f"{option} must be more than 0 and at most {MAX_TIMEOUT:,.0f} seconds, "
-                    f"got {seconds!r}"
-                )
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-            raise ConfigError(f"retries must be a whole number from 0 to 10, got {retries!r}")
+        check_timeout("timeout", timeout)
+        check_timeout("connect_timeout", connect_timeout)
+        check_retries(retries)
         self.base_url = base_url.rstrip("/")
         self.service = service
         self.host = urlsplit(self.base_url).netloc

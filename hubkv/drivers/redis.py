@@ -24,6 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from ..errors import AuthenticationError, ConfigError, DriverError, UnavailableError
+from .http import check_retries, check_timeout
 from .redis_common import Command, RedisCommandsDriver, Reply
 
 __all__ = ["RedisDriver", "URL_VARIABLES"]
@@ -60,6 +61,14 @@ class RedisDriver(RedisCommandsDriver):
         max_connections: int = 32,
     ) -> None:
         super().__init__(base)
+        check_timeout("timeout", timeout)
+        check_retries(retries)
+        if isinstance(max_connections, bool) or not (
+            isinstance(max_connections, int) and max_connections >= 1
+        ):
+            raise ConfigError(
+                f"max_connections must be a whole number >= 1, got {max_connections!r}"
+            )
         if url is None:
             url = next((os.environ[name] for name in URL_VARIABLES if os.environ.get(name)), None)
         if not url:

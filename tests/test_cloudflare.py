@@ -10,6 +10,7 @@ leaks.
 
 from __future__ import annotations
 
+import doctest
 import logging
 import os
 import subprocess
@@ -524,6 +525,11 @@ def test_base_url_must_be_https_unless_loopback(url: str, message: str) -> None:
 def test_a_binding_that_is_not_an_identifier_is_refused(binding: str) -> None:
     with pytest.raises(ConfigError, match="JavaScript identifier"):
         CloudflareKVDriver(namespace_id="n", account_id="a", api_token="t", binding=binding)
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(cloudflare, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 4
 
 
 def test_imports_stay_cheap(cloudflare_kv: CloudflareKV, cloudflare_namespace: str) -> None:

@@ -287,9 +287,13 @@ def test_prefix_queries_are_index_range_scans(path: Path) -> None:
 def test_expired_rows_are_purged_in_batches(path: Path) -> None:
     driver = SQLiteDriver(path=str(path))
     store = hubkv.KV(driver)
-    store.set_many({f"tmp:{i}": i for i in range(1200)}, ttl=0.05)
     store.set("keep", 1)
-    time.sleep(0.1)
+    raw = sqlite3.connect(path)
+    past = time.time() - 1  # 1,200 rows that expired a second ago
+    raw.executemany(
+        "INSERT INTO kv VALUES (?, ?, ?)", [(f"tmp:{i}", b"1", past) for i in range(1200)]
+    )
+    raw.commit()
     assert store.keys() == ["keep"]
     rows = sqlite3.connect(path).execute("SELECT count(*) FROM kv").fetchone()[0]
     assert rows == 1201  # hidden, not yet deleted

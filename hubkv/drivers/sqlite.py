@@ -124,6 +124,9 @@ class SQLiteDriver(Driver):
         self.timeout = float(timeout)
         self.synchronous = synchronous
         self._local = threading.local()
+        # Each thread's latest connection, kept across close() (which replaces
+        # _local) so that the thread itself closes it when it next connects.
+        self._owned = threading.local()
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._schema_checked = False
@@ -145,7 +148,10 @@ class SQLiteDriver(Driver):
             conn = self._open()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        self._local.conn = conn
+        stale = getattr(self._owned, "conn", None)
+        if stale is not None:  # dropped by close(); idle, since this thread is here
+            stale.close()
+        self._local.conn = self._owned.conn = conn
         with self._lock:
             self._connections.add(conn)
         return conn
@@ -231,15 +237,22 @@ class SQLiteDriver(Driver):
         _inherited.extend(self._connections)
         self._connections = weakref.WeakSet()
         self._local = threading.local()
+        self._owned = threading.local()
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        # Closing a connection while another thread runs a query on it crashes
+        # the interpreter, so only this thread's connection is closed here.
+        # The others are dropped: a fresh threading.local makes every thread
+        # connect anew on next use, closing its old connection first; a thread
+        # that never comes back leaves its connection to the garbage collector.
         with self._lock:
-            connections = list(self._connections)
             self._connections = weakref.WeakSet()
             self._local = threading.local()
-        for conn in connections:
-            conn.close()
+        own = getattr(self._owned, "conn", None)
+        if own is not None:
+            self._owned.conn = None
+            own.close()
 
     def describe(self) -> str:
         return str(self.path)

@@ -309,13 +309,20 @@ def _choose(
             "name it too, e.g. KV('fs-lite', path='data/app.sqlite3')"
         )
     env_driver = env.get(_ENV_PREFIX + "DRIVER")
+    env_options = {
+        key[len(_ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(_ENV_PREFIX) and key != _ENV_PREFIX + "DRIVER"
+    }
     if env_driver:
-        env_options = {
-            key[len(_ENV_PREFIX) :].lower(): value
-            for key, value in env.items()
-            if key.startswith(_ENV_PREFIX) and key != _ENV_PREFIX + "DRIVER"
-        }
         return env_driver, env_options, "HUBKV_DRIVER is set", None
+    if env_options:
+        # Options with no driver would be silently ignored: say so instead.
+        names = ", ".join(_ENV_PREFIX + name.upper() for name in sorted(env_options))
+        raise ConfigError(
+            f"{names} set but HUBKV_DRIVER is not; set HUBKV_DRIVER too "
+            "(e.g. HUBKV_DRIVER=fs-lite), or unset them"
+        )
     pyproject = find_pyproject(cwd)
     if pyproject is not None:
         table = read_pyproject_table(pyproject)

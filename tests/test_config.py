@@ -73,6 +73,15 @@ def test_environment_values_are_checked(monkeypatch: pytest.MonkeyPatch) -> None
         resolve(None, {})
 
 
+def test_environment_options_without_a_driver_are_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUBKV_PATH", "data/app.sqlite3")
+    with pytest.raises(ConfigError, match="HUBKV_PATH set but HUBKV_DRIVER is not"):
+        resolve(None, {})
+    assert isinstance(resolve("memory", {}).driver, MemoryDriver)  # arguments still win
+
+
 def test_pyproject_layer_with_relative_path(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.hubkv]\ndriver = "fs-lite"\npath = "data/app.sqlite3"\nmax_value_bytes = 1000\n'

@@ -7,18 +7,34 @@ reads back the same from any other, and from the JavaScript ``@vite-hub/kv``
 
 from __future__ import annotations
 
+import datetime
 import math
+import operator
+from itertools import accumulate, count
 from typing import Any
 
 import msgspec
 
 from .errors import SerializationError
 
-__all__ = ["encode", "decode"]
+__all__ = ["encode", "decode", "MAX_DEPTH"]
+
+#: Deepest nesting of lists and dicts a value may have. Deeper values are
+#: refused when stored: decoding recurses once per level, so a deeper value
+#: could be written but fail to read back in a caller that is itself deep in
+#: the stack (Python allows 1000 frames by default).
+MAX_DEPTH = 256
 
 _encode = msgspec.json.Encoder().encode
 _decode_any = msgspec.json.Decoder().decode
 _typed_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+# For counting nesting: every byte but brackets and quotes is dropped, then
+# opening brackets count 2 and closing ones 0 (see _depth).
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'[]{}"')))
+_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+# Digits masked to 0 and "+" to "-", so a UTC offset ("+05:30") is found by one plain search.
+_MASK_OFFSETS = bytes.maketrans(b"123456789+", b"000000000-")
 
 
 def encode(value: Any) -> bytes:
@@ -38,11 +54,21 @@ def encode(value: Any) -> bytes:
             f"can't store a value of type {type(value).__name__} as JSON: {exc}; "
             "store JSON types, or a msgspec Struct, dataclass, datetime, UUID, bytes or enum"
         ) from None
-    # msgspec writes non-finite floats as null. Only then is a (slow) look for
-    # them worth it; a value without "null" in its JSON has none.
-    if b"null" in data and _has_non_finite_float(value):
+    # Cheap looks at the JSON decide whether a (slow) walk of the value is
+    # needed: msgspec writes non-finite floats as null, and rounds UTC offsets
+    # to whole minutes ("Z" or "+HH:MM"), silently moving such a datetime.
+    if b"null" in data or _may_hold_offset(data):
+        problem = _unstorable(value)
+        if problem is not None:
+            raise SerializationError(problem)
+    if (
+        len(data) > 2 * MAX_DEPTH  # a shorter JSON can't nest deeper
+        and data.count(b"[") + data.count(b"{") > MAX_DEPTH
+        and _depth(data) > MAX_DEPTH
+    ):
         raise SerializationError(
-            "NaN and infinities can't be stored as JSON; store None or a string instead"
+            f"the value nests lists or dicts deeper than {MAX_DEPTH} levels; "
+            "store a flatter structure (e.g. a list of records with parent ids)"
         )
     return data
 
@@ -61,6 +87,8 @@ def decode(data: bytes, type: Any = None, key: str = "") -> Any:
     if type is None:
         try:
             return _decode_any(data)
+        except RecursionError:
+            raise _too_deep(key) from None
         except msgspec.DecodeError:
             try:
                 return data.decode()
@@ -80,28 +108,67 @@ def decode(data: bytes, type: Any = None, key: str = "") -> Any:
             _typed_decoders[type] = decoder
     try:
         return decoder.decode(data)
+    except RecursionError:
+        raise _too_deep(key) from None
     except msgspec.DecodeError as exc:
         raise SerializationError(
             f"the value stored under {key!r} does not fit type={_type_name(type)}: {exc}"
         ) from None
 
 
+def _too_deep(key: str) -> SerializationError:
+    # Only a value written by another client (or with a raised MAX_DEPTH) gets here.
+    return SerializationError(
+        f"the value stored under {key!r} nests too deeply to decode here "
+        f"(hubkv writes at most {MAX_DEPTH} levels); rewrite it flatter"
+    )
+
+
 def _type_name(type: Any) -> str:
     return getattr(type, "__name__", None) or repr(type)
 
 
-def _has_non_finite_float(value: Any) -> bool:
+def _may_hold_offset(data: bytes) -> bool:
+    """Whether ``data`` may hold a datetime or time with a UTC offset ("Z", "+05:30")."""
+    return b'Z"' in data or b'-00:00"' in data.translate(_MASK_OFFSETS)
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` can't be stored exactly as JSON (a non-finite float, a
+    sub-minute UTC offset), or ``None`` when it can."""
     try:
-        pending = [msgspec.to_builtins(value)]
+        pending = [msgspec.to_builtins(value, builtin_types=(datetime.datetime, datetime.time))]
     except (TypeError, ValueError, RecursionError):
-        return False
+        return None
     while pending:
         item = pending.pop()
         if isinstance(item, float):
             if not math.isfinite(item):
-                return True
+                return "NaN and infinities can't be stored as JSON; store None or a string instead"
         elif isinstance(item, dict):
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+        elif isinstance(item, (datetime.datetime, datetime.time)):
+            offset = item.utcoffset()
+            if offset is not None and offset % datetime.timedelta(minutes=1):
+                return (
+                    f"{item!r} has a UTC offset of {offset}, which JSON (RFC 3339) can only "
+                    "hold in whole minutes; convert it first, e.g. to UTC with "
+                    ".astimezone(datetime.timezone.utc)"
+                )
+    return None
+
+
+def _depth(data: bytes) -> int:
+    """How deeply lists and dicts nest in the JSON ``data`` (C-speed steps only).
+
+    >>> _depth(b'[1, {"a": [[], "[[["]}, "]]"]')
+    4
+    """
+    # Escaped backslashes, then escaped quotes, go first; then every other
+    # piece of a split on quotes is outside strings.
+    plain = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    steps = b"".join(plain.split(b'"')[::2]).translate(_STEPS)
+    # After i brackets, (running sum of steps) - i = opened - closed = depth.
+    return max(map(operator.sub, accumulate(steps), count(1)), default=0)

@@ -11,4 +11,5 @@ pytest_plugins: list[str] = [
     "tests.standins.upstash_rest",
     "tests.standins.faulty_http",
     "tests.standins.cloudflare_kv",
+    "tests.reliability.soak_option",
 ]

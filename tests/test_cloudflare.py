@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -525,6 +526,35 @@ def test_base_url_must_be_https_unless_loopback(url: str, message: str) -> None:
 def test_a_binding_that_is_not_an_identifier_is_refused(binding: str) -> None:
     with pytest.raises(ConfigError, match="JavaScript identifier"):
         CloudflareKVDriver(namespace_id="n", account_id="a", api_token="t", binding=binding)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("timeout", 0), ("timeout", -1.0), ("retries", -1), ("retries", 1.5)]
+)
+def test_bad_timeouts_and_retries_are_config_errors(option: str, value: float) -> None:
+    options: dict[str, Any] = {"namespace_id": "n", "account_id": "a", "api_token": "t"}
+    with pytest.raises(ConfigError, match=option):
+        CloudflareKVDriver(**options, **{option: value})
+
+
+def test_threads_share_one_store(store: hubkv.KV) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(15):
+                store.set(f"t{n}:{i}", [n, i])
+                assert store.get(f"t{n}:{i}") == [n, i]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.keys()) == 60
 
 
 def test_docstring_examples() -> None:

@@ -218,7 +218,10 @@ class CloudflareKVDriver(Driver):
             if not isinstance(page.result, list):
                 raise self._unexpected("list keys", page.result)
             for item in page.result:
-                yield item["name"]
+                name = item.get("name") if isinstance(item, dict) else None
+                if not isinstance(name, str):
+                    raise self._unexpected("list keys", item)
+                yield name
             cursor = (page.result_info or {}).get("cursor")
             if not cursor:
                 return
@@ -246,6 +249,8 @@ class CloudflareKVDriver(Driver):
             for key, value in values.items():
                 if isinstance(value, str):
                     found[key] = value.encode()
+                elif value is not None:
+                    raise self._unexpected("bulk get", {key: value})
         return found
 
     # -- writes ----------------------------------------------------------
@@ -269,7 +274,9 @@ class CloudflareKVDriver(Driver):
         )
 
     def delete(self, key: str) -> None:
-        self._envelope(self._send("DELETE", f"/values/{_quote(key)}"))
+        response = self._send("DELETE", f"/values/{_quote(key)}")
+        if not _missing(response):  # deleting a missing key is fine either way
+            self._envelope(response)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         self._bulk("POST", "/bulk/delete", [(key, _encode(key)) for key in keys])

@@ -471,13 +471,16 @@ def test_a_token_echoed_by_the_service_is_scrubbed(
     proxy.script(
         Reply(400, {"error": f"ERR bad token {token}"}),
         Reply(403, {"error": f"token {token} is disabled"}),
+        Reply(200, {"unexpected": token}),
     )
     store = hubkv.KV("upstash", url=proxy.url, token=token, base=base)
     with pytest.raises(DriverError) as first:
         store.set("k", 1)
     with pytest.raises(AuthenticationError) as second:
         store.get("k")
-    for error in (first.value, second.value):
+    with pytest.raises(DriverError, match="right service") as third:
+        store.get("k")
+    for error in (first.value, second.value, third.value):
         said = everything_said(error)
         assert token not in said and "***" in said
 

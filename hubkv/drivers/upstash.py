@@ -190,6 +190,9 @@ class UpstashDriver(RedisCommandsDriver):
         except (binascii.Error, ValueError):
             raise self._unexpected("a command", answer) from None
 
+    def _unexpected(self, command: str, reply: object) -> DriverError:
+        return DriverError(self.http.scrub(str(super()._unexpected(command, reply))))
+
     def _command_error(self, error: object) -> DriverError:
         message = self.http.scrub(str(error))
         where = f"Upstash at {self.http.host}"

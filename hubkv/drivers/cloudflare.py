@@ -295,7 +295,8 @@ class CloudflareKVDriver(Driver):
     # -- internals -------------------------------------------------------
 
     def _expiration_ttl(self, ttl: float | None) -> int | None:
-        """Whole seconds for Cloudflare (at least 60; shorter is raised, with one warning)."""
+        """Whole seconds for Cloudflare: at least 60 (shorter is raised, with one warning), else
+        rounded down, so that ``ttl()`` never reports more than was asked."""
         if ttl is None:
             return None
         if ttl < MIN_TTL:
@@ -308,7 +309,7 @@ class CloudflareKVDriver(Driver):
                     stacklevel=4,
                 )
             return MIN_TTL
-        return math.ceil(ttl)
+        return math.floor(ttl)
 
     def _bulk(self, method: str, path: str, items: list[tuple[str, bytes]]) -> None:
         """Send ``(key, JSON item)`` pairs in requests within Cloudflare's limits.

@@ -15,9 +15,9 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -538,22 +538,13 @@ def test_bad_timeouts_and_retries_are_config_errors(option: str, value: float) -
 
 
 def test_threads_share_one_store(store: hubkv.KV) -> None:
-    errors: list[BaseException] = []
-
     def work(n: int) -> None:
-        try:
-            for i in range(15):
-                store.set(f"t{n}:{i}", [n, i])
-                assert store.get(f"t{n}:{i}") == [n, i]
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(15):
+            store.set(f"t{n}:{i}", [n, i])
+            assert store.get(f"t{n}:{i}") == [n, i]
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))  # re-raises a failure of any thread
     assert len(store.keys()) == 60
 
 

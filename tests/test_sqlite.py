@@ -92,6 +92,38 @@ def test_threads_share_one_store(path: Path) -> None:
     store.close()
 
 
+def test_close_while_other_threads_query(path: Path) -> None:
+    """close() under running queries neither crashes nor fails them; idle connections close."""
+    store = hubkv.KV("fs-lite", path=str(path))
+    store.set_many({f"k{i}": i for i in range(200)})
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                assert len(store.keys("k")) == 200
+                store.get("k1")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(50):
+        store.close()
+        time.sleep(0.002)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    own = store.driver._conn()  # type: ignore[attr-defined]
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        own.execute("SELECT 1")  # this thread's connection was closed at once
+    assert store.get("k1") == 1  # and the store reopens on use
+
+
 WRITER = """
 import sys, hubkv
 store = hubkv.KV("fs-lite", path=sys.argv[1], timeout=60)

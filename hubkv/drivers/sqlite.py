@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -51,10 +53,14 @@ _PURGE_BATCH = 500
 _WRITES_PER_PURGE = 1000
 # Rows per statement for IN (...) lists and per page when streaming keys.
 _CHUNK = 500
+# Longest busy timeout, in seconds: SQLite's is an int of milliseconds.
+_MAX_TIMEOUT = (2**31 - 1) / 1000
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_GET = f"SELECT value FROM kv WHERE key = ? AND {_LIVE}"
-_HAS = f"SELECT 1 FROM kv WHERE key = ? AND {_LIVE}"
+# get and has check the expiry in Python: most keys have none, and then the
+# clock is not even read (cheaper than binding it into the SQL).
+_GET = "SELECT value, expires_at FROM kv WHERE key = ?"
+_HAS = "SELECT expires_at FROM kv WHERE key = ?"
 _TTL = f"SELECT expires_at FROM kv WHERE key = ? AND {_LIVE}"
 _SET = "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)"
 _DELETE = "DELETE FROM kv WHERE key = ?"
@@ -121,6 +127,13 @@ class SQLiteDriver(Driver):
         if synchronous not in ("normal", "full"):
             raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         self.path = Path(path).expanduser().absolute()
+        # SQLite takes the busy timeout in int milliseconds: a larger one wraps
+        # around to no wait at all, and NaN is no number of seconds.
+        if not 0 <= timeout <= _MAX_TIMEOUT:
+            raise ConfigError(
+                f"timeout must be 0 to {_MAX_TIMEOUT:,.0f} seconds (the wait for another "
+                f"writer's lock), got {timeout!r}"
+            )
         self.timeout = float(timeout)
         self.synchronous = synchronous
         self._local = threading.local()
@@ -170,10 +183,11 @@ class SQLiteDriver(Driver):
 
     def _prepare_file(self) -> None:
         """Create or migrate the file once per driver, under a cross-process file lock."""
-        lock = FileLock(str(self.path) + ".lock", timeout=self.timeout)
+        lock = FileLock(str(self.path) + ".lock", timeout=self.timeout, mode=0o600)
         try:
             if not self.path.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _warn_if_world_writable(self.path)
             with lock:
                 self._create_private_file()
                 conn = self._open()
@@ -229,7 +243,7 @@ class SQLiteDriver(Driver):
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     def _abandon_connections(self) -> None:
@@ -280,16 +294,19 @@ class SQLiteDriver(Driver):
 
     def get(self, key: str) -> bytes | None:
         try:
-            row = self._conn().execute(_GET, (key, time.time())).fetchone()
+            row = self._conn().execute(_GET, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        return None if row is None else row[0]
+        if row is None or (row[1] is not None and row[1] <= time.time()):
+            return None
+        return row[0]  # type: ignore[no-any-return]
 
     def has(self, key: str) -> bool:
         try:
-            return self._conn().execute(_HAS, (key, time.time())).fetchone() is not None
+            row = self._conn().execute(_HAS, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+        return row is not None and (row[0] is None or row[0] > time.time())
 
     def ttl(self, key: str) -> float | None:
         now = time.time()
@@ -378,7 +395,7 @@ class SQLiteDriver(Driver):
                 conn.execute(f"DELETE FROM kv WHERE {where}", params)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
@@ -392,7 +409,7 @@ class SQLiteDriver(Driver):
                 conn.executemany(sql, rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
@@ -410,6 +427,32 @@ class SQLiteDriver(Driver):
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         return cursor.rowcount
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, unless SQLite already did: it does on a
+    full disk, and a second ROLLBACK would hide that error behind "cannot
+    rollback - no transaction is active"."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _warn_if_world_writable(path: Path) -> None:
+    """Warn when ``path`` or its folder can be written by every user of the machine."""
+    for item in (path.parent, path):
+        try:
+            mode = item.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH:
+            warnings.warn(
+                f"fs-lite store {path}: {item} is writable by every user (mode "
+                f"{stat.S_IMODE(mode):o}), who could then replace or read the store's files; "
+                "keep the store in a folder only its owner can write (hubkv creates them so)",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
 
 
 def _prefix_range(prefix: str) -> tuple[str, tuple[str, ...]]:

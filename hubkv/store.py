@@ -314,6 +314,11 @@ class KV:
         return self._prefix
 
     @property
+    def max_value_bytes(self) -> int:
+        """The largest encoded value this store accepts, in bytes."""
+        return self._max_value_bytes
+
+    @property
     def is_read_only(self) -> bool:
         """Whether writes are refused."""
         return self._read_only

@@ -580,7 +580,7 @@ def _records(file: IO[Any]) -> Iterator[tuple[int, _Record]]:
 def _check_file(file: IO[Any], name: str, target: KV, rename: Callable[[str], str]) -> int:
     """The number of records in ``file``; :class:`ImportFileError` if any line is bad."""
     # The store's own limit, so that no write can fail on size after the check.
-    limit = target._max_value_bytes
+    limit = target.max_value_bytes
     problems: list[tuple[int, str]] = []
     bad = count = 0
     for number, line in enumerate(file, 1):

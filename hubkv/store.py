@@ -49,6 +49,10 @@ def validate_key(key: str) -> str:
     ...
     hubkv.errors.InvalidKeyError: invalid key '..': '.' and '..' are not keys
     """
+    # Fast path for the usual key: ASCII, 3 to 512 characters, none of them a
+    # control character (for ASCII text, isprintable() is False exactly for those).
+    if type(key) is str and 2 < len(key) <= MAX_KEY_BYTES and key.isascii() and key.isprintable():
+        return key
     _check_text(key, "key")
     if not key:
         raise InvalidKeyError("invalid key '': a key must be 1 to 512 bytes of UTF-8")
@@ -59,6 +63,13 @@ def validate_key(key: str) -> str:
 
 def validate_prefix(prefix: str) -> str:
     """Return ``prefix`` if it is a valid prefix (like a key, but may be empty)."""
+    if (  # fast path, as in validate_key
+        type(prefix) is str
+        and len(prefix) <= MAX_KEY_BYTES
+        and prefix.isascii()
+        and prefix.isprintable()
+    ):
+        return prefix
     _check_text(prefix, "prefix")
     return prefix
 

@@ -189,6 +189,14 @@ class HTTPClient:
             try:
                 self.requests_sent += 1
                 response = self.session().request(method, url, timeout=self.timeout, **kwargs)
+            except requests.exceptions.SSLError as exc:  # not retried: it would fail again
+                trusted = "CERTIFICATE_VERIFY_FAILED" not in str(exc)
+                raise DriverError(
+                    f"{self.service} at {self.host}: "
+                    f"{'the TLS handshake failed' if trusted else 'its TLS certificate is not trusted'}"
+                    " (hubkv never turns certificate verification off); check the URL, and that "
+                    "this machine trusts the server's certificate authority"
+                ) from None
             except (
                 requests.ConnectionError,
                 requests.Timeout,

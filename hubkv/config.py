@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import re
 import sys
@@ -343,28 +344,42 @@ def _choose(
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
-    """``value`` as ``kind``; strings (from the environment or TOML) are converted."""
+    """``value`` as ``kind``; strings (from the environment or TOML) are converted.
+
+    Numbers must be finite, and whole for ``int`` options (``1.0`` is taken,
+    ``1.5`` refused); ``bool`` options take only booleans or their spellings.
+    """
     target = _plain_type(kind)
-    if target is None or not isinstance(value, str) or target is str:
-        if target is bool and not isinstance(value, bool):
-            raise ConfigError(f"option {name} must be true or false, got {value!r}")
-        if target in (int, float) and (
-            isinstance(value, bool) or not isinstance(value, (int, float))
-        ):
-            raise ConfigError(f"option {name} must be a number, got {value!r}")
-        return float(value) if target is float else value
-    text = value.strip()
-    if target is bool:
-        if text.lower() in _TRUE:
+    if target is None or target is str or (value is None and _allows_none(kind)):
+        return value
+    if target is bool and isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
             return True
-        if text.lower() in _FALSE:
+        if text in _FALSE:
             return False
         raise ConfigError(f"option {name} must be true or false (1/0, yes/no), got {value!r}")
-    try:
-        return target(text)
-    except ValueError:
-        what = "a whole number" if target is int else "a number"
-        raise ConfigError(f"option {name} must be {what}, got {value!r}") from None
+    if target is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"option {name} must be true or false, got {value!r}")
+        return value
+    what = "a whole number" if target is int else "a number"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"option {name} must be {what}, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"option {name} must be {what}, got {value!r}")
+    if target is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"option {name} must be {what}, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _allows_none(kind: Any) -> bool:
+    return type(None) in typing.get_args(kind)
 
 
 def _plain_type(kind: Any) -> type | None:

@@ -139,6 +139,25 @@ def test_store_options_apply_to_any_layer(monkeypatch: pytest.MonkeyPatch) -> No
         hubkv.KV("memory", max_value_bytes="lots")
 
 
+@pytest.mark.parametrize("value", [1.5, float("inf"), float("nan"), "1.5", "inf", "NaN", True])
+def test_int_options_take_whole_finite_numbers_only(value: object) -> None:
+    with pytest.raises(ConfigError, match="max_value_bytes must be a whole number"):
+        hubkv.KV("memory", max_value_bytes=value)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "nan", "-inf", "soon", None, True])
+def test_float_options_take_finite_numbers_only(value: object, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="timeout must be a number"):
+        hubkv.KV("fs-lite", path=str(tmp_path / "kv.sqlite3"), timeout=value)
+
+
+def test_whole_floats_and_number_strings_are_converted(tmp_path: Path) -> None:
+    assert hubkv.KV("memory", max_value_bytes=1000.0).max_value_bytes == 1000
+    assert hubkv.KV("memory", max_value_bytes=" 1e3 ").max_value_bytes == 1000
+    store = hubkv.KV("fs-lite", path=str(tmp_path / "kv.sqlite3"), timeout="2")
+    assert store.driver.timeout == 2.0  # type: ignore[attr-defined]
+
+
 def test_a_driver_instance_can_be_passed() -> None:
     driver = MemoryDriver()
     store = hubkv.KV(driver)

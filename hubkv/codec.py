@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import math
 import operator
+from collections.abc import Sequence
 from itertools import accumulate, count
 from typing import Any
 
@@ -17,7 +18,7 @@ import msgspec
 
 from .errors import SerializationError
 
-__all__ = ["encode", "decode", "MAX_DEPTH"]
+__all__ = ["encode", "encode_many", "decode", "MAX_DEPTH"]
 
 #: Deepest nesting of lists and dicts a value may have. Deeper values are
 #: refused when stored: decoding recurses once per level, so a deeper value
@@ -26,6 +27,7 @@ __all__ = ["encode", "decode", "MAX_DEPTH"]
 MAX_DEPTH = 256
 
 _encode = msgspec.json.Encoder().encode
+_encode_lines = msgspec.json.Encoder().encode_lines
 _decode_any = msgspec.json.Decoder().decode
 _typed_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
@@ -54,10 +56,48 @@ def encode(value: Any) -> bytes:
             f"can't store a value of type {type(value).__name__} as JSON: {exc}; "
             "store JSON types, or a msgspec Struct, dataclass, datetime, UUID, bytes or enum"
         ) from None
-    # Cheap looks at the JSON decide whether a (slow) walk of the value is
-    # needed: msgspec writes non-finite floats as null, and rounds UTC offsets
-    # to whole minutes ("Z" or "+HH:MM"), silently moving such a datetime.
-    if b"null" in data or _may_hold_offset(data):
+    _check_encoded(value, data)
+    return data
+
+
+def encode_many(values: Sequence[Any]) -> list[bytes]:
+    """What :func:`encode` gives for each of ``values`` (same errors), faster for many.
+
+    One msgspec call writes them all as JSON lines (JSON never holds a raw
+    newline), and the cheap looks of :func:`encode` run once over the lot;
+    only when they find something is each value looked at alone.
+
+    >>> encode_many([{"theme": "system"}, [1, 2]])
+    [b'{"theme":"system"}', b'[1,2]']
+    """
+    try:
+        lines = _encode_lines(values)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return [encode(value) for value in values]  # raises for the first bad value
+    found = lines.split(b"\n")
+    if len(found) != len(values) + 1:  # a msgspec.Raw value held a newline
+        return [encode(value) for value in values]
+    found.pop()  # the empty piece after the last newline
+    if _needs_look(lines) or max(map(len, found), default=0) > 2 * MAX_DEPTH:
+        for value, data in zip(values, found, strict=True):
+            _check_encoded(value, data)
+    return found
+
+
+def _needs_look(data: bytes) -> bool:
+    """Whether the JSON ``data`` may hide a non-finite float or a sub-minute UTC offset.
+
+    msgspec writes non-finite floats as null, and rounds UTC offsets to whole
+    minutes ("Z" or "+HH:MM"), silently moving such a datetime. (``find``,
+    not ``in``: Python 3.11's ``in`` first tries the needle as an int.)
+    """
+    return data.find(b"null") >= 0 or _may_hold_offset(data)
+
+
+def _check_encoded(value: Any, data: bytes) -> None:
+    """Raise :class:`SerializationError` when ``data``, the JSON of ``value``, is not exact."""
+    # Cheap looks at the JSON decide whether a (slow) walk of the value is needed.
+    if _needs_look(data):
         problem = _unstorable(value)
         if problem is not None:
             raise SerializationError(problem)
@@ -70,7 +110,6 @@ def encode(value: Any) -> bytes:
             f"the value nests lists or dicts deeper than {MAX_DEPTH} levels; "
             "store a flatter structure (e.g. a list of records with parent ids)"
         )
-    return data
 
 
 def decode(data: bytes, type: Any = None, key: str = "") -> Any:
@@ -130,7 +169,11 @@ def _type_name(type: Any) -> str:
 
 def _may_hold_offset(data: bytes) -> bool:
     """Whether ``data`` may hold a datetime or time with a UTC offset ("Z", "+05:30")."""
-    return b'Z"' in data or b'-00:00"' in data.translate(_MASK_OFFSETS)
+    # One-byte finds (memchr) first: most JSON has no "Z", and no "+" or "-".
+    return (data.find(b"Z") >= 0 and data.find(b'Z"') >= 0) or (
+        (data.find(b"+") >= 0 or data.find(b"-") >= 0)
+        and data.translate(_MASK_OFFSETS).find(b'-00:00"') >= 0
+    )
 
 
 def _unstorable(value: Any) -> str | None:

@@ -20,6 +20,7 @@ from .errors import (
     InvalidKeyError,
     InvalidTTLError,
     ReadOnlyError,
+    SerializationError,
     ValueTooLargeError,
 )
 
@@ -59,6 +60,24 @@ def validate_key(key: str) -> str:
     if key == "." or key == "..":
         raise InvalidKeyError(f"invalid key {key!r}: '.' and '..' are not keys")
     return key
+
+
+def _plain_keys(keys: list[Any]) -> bool:
+    """Whether ``keys`` is not empty and every key passes validate_key's fast
+    path, checked in bulk (a str of them all, joined by spaces, is ASCII and
+    printable; ``join`` refuses anything but str)."""
+    try:
+        joined = " ".join(keys)
+    except TypeError:
+        return False
+    lengths = list(map(len, keys))
+    return (
+        bool(keys)
+        and joined.isascii()
+        and joined.isprintable()
+        and min(lengths) > 2
+        and max(lengths) <= MAX_KEY_BYTES
+    )
 
 
 def validate_prefix(prefix: str) -> str:
@@ -245,14 +264,10 @@ class KV:
         """
         if self._read_only:
             raise self._read_only_error()
-        pairs = items.items() if isinstance(items, Mapping) else items
-        encoded: dict[str, bytes] = {}
-        for key, value in pairs:
-            full = self._check(key)
-            encoded[full] = self._encode(value, full)
+        rows = self._encode_items(items)
         seconds = None if ttl is None else validate_ttl(ttl)
-        if encoded:
-            self._driver.set_many(list(encoded.items()), seconds)
+        if rows:
+            self._driver.set_many(rows, seconds)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
@@ -400,6 +415,31 @@ class KV:
         if isinstance(keys, str):
             raise InvalidKeyError("pass an iterable of keys, not a single str")
         return {key: self._check(key) for key in keys}
+
+    def _encode_items(
+        self, items: Mapping[str, Any] | Iterable[tuple[str, Any]]
+    ) -> list[tuple[str, bytes]]:
+        """(full key, encoded value) of every pair, or the first pair's error.
+
+        A dict given to a whole store is checked and encoded in bulk when its
+        keys are plain (see :func:`_plain_keys`); anything else, or any error,
+        goes pair by pair, which raises exactly what it would have raised alone.
+        """
+        if isinstance(items, Mapping) and not self._prefix:
+            keys = list(items)
+            if _plain_keys(keys):
+                try:
+                    values = codec.encode_many(list(items.values()))
+                except SerializationError:
+                    values = []  # the loop below raises the first error in order
+                if values and max(map(len, values)) <= self._max_value_bytes:
+                    return list(zip(keys, values, strict=True))
+        pairs = items.items() if isinstance(items, Mapping) else items
+        encoded: dict[str, bytes] = {}
+        for key, value in pairs:
+            full = self._check(key)
+            encoded[full] = self._encode(value, full)
+        return list(encoded.items())
 
     def _encode(self, value: Any, key: str) -> bytes:
         data = codec.encode(value)

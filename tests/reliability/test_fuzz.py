@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hubkv
@@ -597,9 +597,7 @@ def option_verdict(name: str, kind: type, value: Any) -> bool | None:
     if math.isnan(value) or math.isinf(value) or value < 0:
         return False
     if kind is int and value != int(value):
-        # 1.5 connections or bytes should be refused, not rounded: hubkv/config.py
-        # passes floats through today (see the xfail regression test below).
-        return None
+        return False  # 1.5 connections or bytes: refused, not rounded
     low, high = _SURELY_FINE.get(name, (math.inf, -math.inf))
     return True if low <= value <= high else None
 
@@ -621,8 +619,6 @@ def test_option_values_work_or_raise_config_error(case: DriverCase, figures: Cou
     @_examples(case, 200)
     @given(name=st.sampled_from(sorted(options)), value=OPTION_VALUES)
     def check(name: str, value: Any) -> None:
-        # Infinite sizes are the known config.py bug tested below (OverflowError).
-        assume(not (name == "max_value_bytes" and isinstance(value, float)))
         verdict = option_verdict(name, options[name], value)
         try:
             store = case.make(**{name: value})
@@ -646,13 +642,9 @@ def test_option_values_work_or_raise_config_error(case: DriverCase, figures: Cou
 # -- regressions found by the fuzzing above ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug for the lead (hubkv/config.py is not ours): _coerce passes a float "
-    "through for an int option, so max_value_bytes=1.5 becomes 1 and inf raises OverflowError",
-)
 @pytest.mark.parametrize("value", [1.5, math.inf, math.nan])
 def test_regression_fractional_size_option_is_refused(value: float) -> None:
+    """max_value_bytes=1.5 became 1, and inf raised a bare OverflowError."""
     with pytest.raises(ConfigError):
         hubkv.KV("memory", max_value_bytes=value)
 

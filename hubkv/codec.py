@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
-import operator
 from collections.abc import Sequence
-from itertools import accumulate, count
 from typing import Any
 
 import msgspec
@@ -31,10 +29,10 @@ _encode_lines = msgspec.json.Encoder().encode_lines
 _decode_any = msgspec.json.Decoder().decode
 _typed_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
-# For counting nesting: every byte but brackets and quotes is dropped, then
-# opening brackets count 2 and closing ones 0 (see _depth).
+# For counting nesting (see _depth): every byte but brackets and quotes is
+# dropped, and then braces count as square brackets.
 _NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'[]{}"')))
-_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 # Digits masked to 0 and "+" to "-", so a UTC offset ("+05:30") is found by one plain search.
 _MASK_OFFSETS = bytes.maketrans(b"123456789+", b"000000000-")
 
@@ -209,9 +207,21 @@ def _depth(data: bytes) -> int:
     >>> _depth(b'[1, {"a": [[], "[[["]}, "]]"]')
     4
     """
-    # Escaped backslashes, then escaped quotes, go first; then every other
-    # piece of a split on quotes is outside strings.
-    plain = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-    steps = b"".join(plain.split(b'"')[::2]).translate(_STEPS)
-    # After i brackets, (running sum of steps) - i = opened - closed = depth.
-    return max(map(operator.sub, accumulate(steps), count(1)), default=0)
+    # Escaped backslashes, then escaped quotes, go first; then only brackets
+    # and quotes are kept, and the strings' contents dropped (usually there is
+    # none left: empty pairs go in one replace).
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = data.translate(None, _NOT_STRUCTURE)
+    brackets = structure.replace(b'""', b"")
+    if b'"' in brackets:  # a string holds brackets: keep what is outside strings
+        brackets = b"".join(structure.split(b'"')[::2])
+    # Each round removes the innermost pairs: the rounds are the depth.
+    brackets = brackets.translate(_SQUARE)
+    depth = 0
+    while brackets:
+        inner_removed = brackets.replace(b"[]", b"")
+        if len(inner_removed) == len(brackets):  # unbalanced: not JSON from msgspec
+            break
+        brackets, depth = inner_removed, depth + 1
+    return depth

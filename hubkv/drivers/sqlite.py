@@ -159,9 +159,11 @@ class SQLiteDriver(Driver):
 
     def _connect(self) -> _Connection:
         try:
-            if not self._schema_checked:
-                self._prepare_file()
-            conn = self._open()
+            conn = None if self._schema_checked else self._open_if_ready()
+            if conn is None:
+                if not self._schema_checked:
+                    self._prepare_file()
+                conn = self._open()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         stale = getattr(self._owned, "conn", None)
@@ -182,6 +184,31 @@ class SQLiteDriver(Driver):
             cached_statements=64,
         )
         conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        return conn
+
+    def _open_if_ready(self) -> _Connection | None:
+        """A connection, when the file already is a hubkv store of this schema.
+
+        The usual case: an existing store needs neither the lock nor a second
+        connection (a cold open costs about half). Anything else (no file yet,
+        an older schema, not a store) is left to :meth:`_prepare_file`.
+        """
+        if not os.path.isfile(self.path):  # (False on any error: the slow path reports it)
+            return None
+        try:
+            conn = self._open()
+        except sqlite3.Error:
+            return None  # the slow path says what is wrong
+        try:
+            found = conn.execute("SELECT * FROM pragma_application_id, pragma_user_version")
+            ready = found.fetchone() == (APPLICATION_ID, SCHEMA_VERSION)
+        except sqlite3.Error:
+            ready = False
+        if not ready:
+            conn.close()
+            return None
+        _warn_if_world_writable(self.path)  # as _prepare_file does
+        self._schema_checked = True
         return conn
 
     def _prepare_file(self) -> None:

@@ -117,10 +117,24 @@ def test_no_url_is_a_config_error_naming_the_variables(clean_env: pytest.MonkeyP
         hubkv.KV("redis")
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis://h:notaport"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "127.0.0.1:6379", "rediss://h:notaport"])
 def test_bad_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         RedisDriver(url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:pw@cache.example.com:6379/0", "redis://10.0.0.5", "redis://[2001:db8::1]:6379"],
+)
+def test_plaintext_to_another_host_is_refused_unless_allowed(url: str) -> None:
+    with pytest.raises(ConfigError, match="rediss://") as info:
+        RedisDriver(url=url)
+    assert "pw" not in str(info.value)
+    RedisDriver(url=url, allow_plaintext=True)  # explicit: a private network the user trusts
+    RedisDriver(url=url.replace("redis://", "rediss://"))
+    for local in ("redis://127.0.0.1:6379", "redis://localhost", "redis://[::1]:6379"):
+        RedisDriver(url=local)
 
 
 @pytest.mark.parametrize(

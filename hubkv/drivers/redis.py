@@ -24,7 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from ..errors import AuthenticationError, ConfigError, DriverError, UnavailableError
-from .http import check_retries, check_timeout
+from .http import check_retries, check_timeout, is_loopback
 from .redis_common import Command, RedisCommandsDriver, Reply
 
 __all__ = ["RedisDriver", "URL_VARIABLES"]
@@ -44,7 +44,11 @@ class RedisDriver(RedisCommandsDriver):
     - ``base``: a namespace, so apps can share a database (``base:key``);
     - ``timeout``: seconds to wait for the server (default 10);
     - ``retries``: attempts after the first on connection errors (default 3);
-    - ``max_connections``: size of the connection pool (default 32).
+    - ``max_connections``: size of the connection pool (default 32);
+    - ``allow_plaintext``: allow ``redis://`` to a host other than this
+      machine (default False: use ``rediss://``, so the password and the data
+      don't cross the network in clear text; set it for a private network
+      you trust).
 
     >>> RedisDriver(url="redis://:secret@127.0.0.1:6379/0", base="app")
     <RedisDriver redis://127.0.0.1:6379/0 base='app'>
@@ -59,6 +63,7 @@ class RedisDriver(RedisCommandsDriver):
         timeout: float = 10.0,
         retries: int = 3,
         max_connections: int = 32,
+        allow_plaintext: bool = False,
     ) -> None:
         super().__init__(base)
         check_timeout("timeout", timeout)
@@ -82,6 +87,15 @@ class RedisDriver(RedisCommandsDriver):
             raise ConfigError(
                 "url must start with redis://, rediss:// or unix://, "
                 f"got {self._scrub(url) if parts.scheme else 'no scheme'}"
+            )
+        if (
+            parts.scheme == "redis"
+            and not allow_plaintext
+            and not is_loopback(parts.hostname or "")
+        ):
+            raise ConfigError(
+                f"url {self._scrub(url)!r} would send the password and the data in clear text: "
+                "use rediss:// (TLS), or pass allow_plaintext=True for a private network you trust"
             )
         try:
             port = f":{parts.port}" if parts.port else ""

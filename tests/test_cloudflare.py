@@ -394,6 +394,9 @@ def test_resets_html_pages_and_broken_json_are_typed_errors(
     recorder.script(html_page(502), html_page(502))
     with pytest.raises(UnavailableError, match="HTML page"):
         store.get("k")
+    recorder.script(html_page(200))  # a captive portal answering a value read
+    with pytest.raises(DriverError, match="HTML page instead of a value"):
+        store.get("k")
     recorder.script(invalid_json())
     with pytest.raises(DriverError, match="not JSON"):
         store.keys()

@@ -196,7 +196,13 @@ class CloudflareKVDriver(Driver):
 
     def get(self, key: str) -> bytes | None:
         response = self._send("GET", f"/values/{_quote(key)}")
-        return None if _missing(response) else response.content
+        if _missing(response):
+            return None
+        # Values come as application/octet-stream; an HTML page is a captive
+        # portal or a proxy answering instead of the API, not a stored value.
+        if "html" in response.headers.get("Content-Type", "").lower():
+            raise self._unexpected(f"reading {key!r}", "an HTML page instead of a value")
+        return response.content
 
     def has(self, key: str) -> bool:
         return not _missing(self._send("GET", f"/metadata/{_quote(key)}"))

@@ -35,6 +35,7 @@ MAX_TTL = 10 * 365.25 * 24 * 3600
 # which can't be encoded as UTF-8.
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _MISSING = object()
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
 def validate_key(key: str) -> str:
@@ -70,13 +71,15 @@ def _plain_keys(keys: list[Any]) -> bool:
         joined = " ".join(keys)
     except TypeError:
         return False
-    lengths = list(map(len, keys))
+    if not keys or not joined.isascii():
+        return False
+    lengths = set(map(len, keys))
     return (
-        bool(keys)
-        and joined.isascii()
-        and joined.isprintable()
-        and min(lengths) > 2
+        min(lengths) > 2
         and max(lengths) <= MAX_KEY_BYTES
+        # ASCII is printable when deleting the printable bytes leaves nothing
+        # (5x faster than str.isprintable on a long text).
+        and not joined.encode().translate(None, _PRINTABLE_ASCII)
     )
 
 

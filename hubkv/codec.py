@@ -27,6 +27,9 @@ MAX_DEPTH = 256
 _encode = msgspec.json.Encoder().encode
 _encode_lines = msgspec.json.Encoder().encode_lines
 _decode_any = msgspec.json.Decoder().decode
+#: Plain JSON bytes to a value: the first thing :func:`decode` tries without a
+#: type (callers on a hot path use it directly, and call decode() if it raises).
+decode_json = _decode_any
 _typed_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 # For counting nesting (see _depth): every byte but brackets and quotes is

@@ -187,6 +187,11 @@ class KV:
         data = self._driver.get(key)
         if data is None:
             return default
+        if type is None:
+            try:
+                return codec.decode_json(data)  # the usual case, a call less
+            except Exception:
+                pass  # not plain JSON: decode() says what it is
         return codec.decode(data, type, key)
 
     def has(self, key: str) -> bool:

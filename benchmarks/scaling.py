@@ -1,7 +1,7 @@
 """How costs grow with the store: the same operations at 10k, 100k and 1M keys.
 
-For each size every store is loaded once (untimed); then, interleaved by
-store for each repetition: random gets, sets of new keys, ``keys(prefix)``
+For each size every store is loaded once (untimed); then, for each
+repetition, with the stores taking turns chunk by chunk: random gets, sets of new keys, ``keys(prefix)``
 calls returning 10 keys, and ``clear(prefix)`` calls removing 10 keys (each
 call its own block). A store that keeps keys in order answers the prefix
 operations with a range scan, so their cost should stay flat as the store
@@ -19,13 +19,13 @@ from typing import Any
 
 from .stores import PERSISTENT, Store, disk_bytes, open_store
 from .workload import (
+    Job,
     block_prefix,
     cache_key,
     chunked,
     folder_name,
     load,
-    rotated,
-    timed,
+    run_interleaved,
     user_key,
     value,
 )
@@ -114,26 +114,34 @@ def scale(
             prefixes = [block_prefix(rng.choice(kept), BLOCK) for _ in range(sizes.prefix_calls)]
             mine = blocks[repetition * sizes.clear_calls : (repetition + 1) * sizes.clear_calls]
             doomed = [block_prefix(block, BLOCK) for block in mine]
-            for name in rotated(names, repetition):
-                store = opened[name]
-                removed: list[int] = []
-
-                def clear(prefix: str, store: Store = store, removed: list[int] = removed) -> None:
-                    removed.append(store.clear(prefix))
-
-                samples = {
-                    "get": timed(store.get, chunked(reads, 100), sizes.cap),
-                    "set": timed(store.set, chunked(new, 100), sizes.cap, spread=True),
-                    "keys10": timed(store.keys, chunked(prefixes, 1), sizes.cap),
-                    "clear10": timed(clear, chunked(doomed, 1), sizes.cap),
-                }
-                for phase, sample in samples.items():
+            removed: dict[str, list[int]] = {name: [] for name in opened}
+            jobs = {
+                "get": {name: Job(store.get, chunked(reads)) for name, store in opened.items()},
+                "set": {
+                    name: Job(store.set, chunked(new), spread=True)
+                    for name, store in opened.items()
+                },
+                "keys10": {
+                    name: Job(store.keys, chunked(prefixes, 1)) for name, store in opened.items()
+                },
+                "clear10": {
+                    name: Job(_counting(store.clear, removed[name]), chunked(doomed, 1))
+                    for name, store in opened.items()
+                },
+            }
+            for phase, per_store in jobs.items():
+                samples, errors = run_interleaved(per_store, sizes.cap, repetition)
+                for name, sample in samples.items():
                     phases[phase][name].setdefault(str(count), []).append(asdict(sample))
+                for name, exc in errors.items():
+                    problems.append(f"scaling {name} at {count:,}, {phase}: {exc!r}")
+                    opened.pop(name).close()
+            for name, store in opened.items():
                 found = store.keys(prefixes[0])
-                if len(found) != BLOCK or set(removed) != {BLOCK}:
+                if len(found) != BLOCK or set(removed[name]) != {BLOCK}:
                     problems.append(
                         f"scaling {name} at {count:,}: keys(prefix) gave {len(found)} keys, "
-                        f"clear(prefix) removed {sorted(set(removed))} (want {BLOCK})"
+                        f"clear(prefix) removed {sorted(set(removed[name]))} (want {BLOCK})"
                     )
         for store in opened.values():
             store.close()
@@ -144,3 +152,12 @@ def scale(
         "disk_bytes_per_key": disk,
         "problems": problems,
     }
+
+
+def _counting(clear: Callable[[str], int], removed: list[int]) -> Callable[[str], None]:
+    """``clear``, noting how many keys each call removed."""
+
+    def run(prefix: str) -> None:
+        removed.append(clear(prefix))
+
+    return run

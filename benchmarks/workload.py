@@ -4,13 +4,14 @@ Keys are ``users:{id:08d}:profile`` (the loaded data) and ``cache:{id:08d}``
 (new keys); values are small JSON dicts. Ids are zero-padded so that a prefix
 such as ``users:00042`` names exactly a block of 10, 1,000 or 10,000 keys.
 
-A phase times one kind of operation on one store: the same operations, in the
-same order, for every store. Its loop runs in chunks and stops after
-``cap`` seconds, so a slow store costs bounded time; the rate is what was done
-divided by the time it took. The garbage collector is off while timing (as
-:mod:`timeit` does). After each timed loop an untimed check proves the store
-did the work (values read back, counts of keys), so a fast wrong answer shows
-up as a problem instead of a good number.
+A phase times one kind of operation: the same operations, in the same order,
+for every store. The stores take turns chunk by chunk (see
+:func:`run_interleaved`), so noise from the rest of the machine hits them
+alike, and each stops after ``cap`` seconds of its own, so a slow store costs
+bounded time; the rate is what was done divided by the time it took. After
+the timed work an untimed check proves each store did it (values read back,
+counts of keys), so a fast wrong answer shows up as a problem instead of a
+good number.
 
 >>> user_key(42), block_prefix(3, 1000)
 ('users:00000042:profile', 'users:00003')
@@ -18,6 +19,7 @@ up as a problem instead of a good number.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import math
@@ -26,7 +28,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from .stores import PERSISTENT, Store, disk_bytes, open_store
@@ -44,7 +46,8 @@ __all__ = [
     "value",
     "block_prefix",
     "load",
-    "timed",
+    "Job",
+    "run_interleaved",
     "chunked",
     "rotated",
     "folder_name",
@@ -140,46 +143,74 @@ class Sample:
     """What one store did in one phase of one repetition."""
 
     ops: int
-    seconds: float
+    seconds: float  # wall-clock time
+    cpu_seconds: float = 0.0  # CPU time of this process (all its threads)
 
     @property
     def rate(self) -> float:
         return self.ops / self.seconds if self.seconds > 0 else math.inf
 
 
-def timed(
-    op: Callable[..., Any],
-    chunks: Sequence[Sequence[Any]],
-    cap: float,
-    *,
-    weight: int = 1,
-    spread: bool = False,
-) -> Sample:
-    """Call ``op(item)`` (``op(*item)`` if ``spread``) for the items of ``chunks``.
+@dataclass
+class Job:
+    """The timed work of one store in one phase: ``op(item)`` (``op(*item)``
+    if ``spread``) for every item of ``chunks``; each call counts ``weight``."""
 
-    Stops after the first chunk that ends past ``cap`` seconds; each call
-    counts ``weight`` operations.
+    op: Callable[..., Any]
+    chunks: Sequence[Sequence[Any]]
+    weight: int = 1
+    spread: bool = False
+
+
+def run_interleaved(
+    jobs: dict[str, Job], cap: float, turn: int = 0
+) -> tuple[dict[str, Sample], dict[str, Exception]]:
+    """Run the jobs of several stores chunk by chunk, in turn, timing each store's own chunks.
+
+    Round ``i`` runs chunk ``i`` of every store (the order rotating each
+    round), so a burst of noise on the machine lands on all of them alike. A
+    store stops after ``cap`` seconds of its own time, when its chunks run
+    out, or when it raises (returned as its error, not as a sample). The
+    garbage collector is off meanwhile (as :mod:`timeit` does).
     """
-    done = 0
+    totals = {name: [0, 0.0, 0.0] for name in jobs}  # ops, wall, cpu
+    errors: dict[str, Exception] = {}
+    active = list(jobs)
     gc.collect()
     gc.disable()
     try:
-        start = perf_counter()
-        elapsed = 0.0
-        for chunk in chunks:
-            if spread:
-                for item in chunk:
-                    op(*item)
-            else:
-                for item in chunk:
-                    op(item)
-            done += len(chunk)
-            elapsed = perf_counter() - start
-            if elapsed > cap:
-                break
+        position = 0
+        while active:
+            for name in rotated(active, turn + position):
+                job, total = jobs[name], totals[name]
+                if position >= len(job.chunks) or total[1] > cap:
+                    active.remove(name)
+                    continue
+                op, chunk = job.op, job.chunks[position]
+                cpu, start = process_time(), perf_counter()
+                try:
+                    if job.spread:
+                        for item in chunk:
+                            op(*item)
+                    else:
+                        for item in chunk:
+                            op(item)
+                except Exception as exc:  # reported by the caller, the others go on
+                    errors[name] = exc
+                    active.remove(name)
+                    continue
+                total[1] += perf_counter() - start
+                total[2] += process_time() - cpu
+                total[0] += len(chunk) * job.weight
+            position += 1
     finally:
         gc.enable()
-    return Sample(done * weight, elapsed)
+    samples = {
+        name: Sample(int(ops), wall, cpu)
+        for name, (ops, wall, cpu) in totals.items()
+        if name not in errors
+    }
+    return samples, errors
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
@@ -234,6 +265,8 @@ class State:
     #: Opens the same store again (persistent stores only).
     reopen: Callable[[], Store] | None = None
     new_written: int = 0
+    cleared: list[int] = field(default_factory=list)
+    seen: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def expect(self, ok: bool, what: str) -> None:
@@ -241,120 +274,141 @@ class State:
             self.problems.append(what)
 
 
+Check = Callable[[Store, "Plan", "State", Sample], None]
+
+
 @dataclass(frozen=True)
 class Phase:
-    """One row of the results table."""
+    """One row of the results table: the job of each store, then an untimed check."""
 
     id: str
     label: str
     unit: str
-    run: Callable[[Store, Plan, State], Sample]
+    job: Callable[[Store, Plan, State], Job]
+    check: Check
     persistent_only: bool = False
 
 
-def _set_new(store: Store, plan: Plan, state: State) -> Sample:
-    sample = timed(store.set, chunked(plan.new), plan.sizes.cap, spread=True)
+def _set_new(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.set, chunked(plan.new), spread=True)
+
+
+def _set_new_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
     state.new_written = sample.ops
     key, val = plan.new[sample.ops - 1]
     state.expect(store.get(key) == val, f"set: {key} does not read back")
-    return sample
 
 
-def _get(store: Store, plan: Plan, state: State) -> Sample:
-    keys = [user_key(i) for i in plan.reads]
-    sample = timed(store.get, chunked(keys), plan.sizes.cap)
-    state.expect(store.get(keys[0]) == value(plan.reads[0]), f"get: wrong value for {keys[0]}")
-    return sample
+def _get(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.get, chunked([user_key(i) for i in plan.reads]))
 
 
-def _has(store: Store, plan: Plan, state: State) -> Sample:
-    keys = [user_key(i) for i in plan.probes]
-    sample = timed(store.has, chunked(keys), plan.sizes.cap)
-    state.expect(store.has(keys[-1]) is True, f"has: {keys[-1]} not found")
-    return sample
+def _get_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
+    key = user_key(plan.reads[0])
+    state.expect(store.get(key) == value(plan.reads[0]), f"get: wrong value for {key}")
 
 
-def _get_missing(store: Store, plan: Plan, state: State) -> Sample:
-    sample = timed(store.get, chunked(plan.missing), plan.sizes.cap)
+def _has(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.has, chunked([user_key(i) for i in plan.probes]))
+
+
+def _has_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
+    key = user_key(plan.probes[-1])
+    state.expect(store.has(key) is True, f"has: {key} not found")
+
+
+def _get_missing(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.get, chunked(plan.missing))
+
+
+def _get_missing_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
     state.expect(store.get(plan.missing[0]) is None, "get missing: found a missing key")
-    return sample
 
 
-def _overwrite(store: Store, plan: Plan, state: State) -> Sample:
-    sample = timed(store.set, chunked(plan.overwrites), plan.sizes.cap, spread=True)
+def _overwrite(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.set, chunked(plan.overwrites), spread=True)
+
+
+def _overwrite_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
     key, val = plan.overwrites[0]
     state.expect(store.get(key) == val, f"overwrite: {key} has its old value")
-    return sample
 
 
-def _delete(store: Store, plan: Plan, state: State) -> Sample:
-    keys = [key for key, _ in plan.new[: state.new_written]]
-    sample = timed(store.delete, chunked(keys), plan.sizes.cap)
-    state.expect(not store.has(keys[0]), f"delete: {keys[0]} is still there")
-    return sample
+def _delete(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.delete, chunked([key for key, _ in plan.new[: state.new_written]]))
 
 
-def _keys(store: Store, plan: Plan, state: State) -> Sample:
-    sample = timed(store.keys, chunked(plan.prefixes, 1), plan.sizes.cap)
+def _delete_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
+    key = plan.new[0][0]
+    state.expect(not store.has(key), f"delete: {key} is still there")
+
+
+def _keys(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.keys, chunked(plan.prefixes, 1))
+
+
+def _keys_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
     found = store.keys(plan.prefixes[0])
     want = plan.sizes.keys // 100
     state.expect(
         len(found) == want and found == sorted(found),
         f"keys: {len(found)} keys (want {want}, sorted)",
     )
-    return sample
 
 
-def _clear(store: Store, plan: Plan, state: State) -> Sample:
-    removed: list[int] = []
-
+def _clear(store: Store, plan: Plan, state: State) -> Job:
     def clear(prefix: str) -> None:
-        removed.append(store.clear(prefix))
+        state.cleared.append(store.clear(prefix))
 
-    sample = timed(clear, [[plan.clear_prefix]], plan.sizes.cap)
+    return Job(clear, [[plan.clear_prefix]])
+
+
+def _clear_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
     want = plan.sizes.keys // 10
-    state.expect(removed == [want], f"clear: removed {removed} (want {want})")
+    state.expect(state.cleared == [want], f"clear: removed {state.cleared} (want {want})")
     state.expect(store.keys(plan.clear_prefix) == [], "clear: keys left under the prefix")
-    return sample
 
 
-def _set_many(store: Store, plan: Plan, state: State) -> Sample:
-    sample = timed(store.set_many, chunked(plan.batches, 1), plan.sizes.cap, weight=BATCH)
+def _set_many(store: Store, plan: Plan, state: State) -> Job:
+    return Job(store.set_many, chunked(plan.batches, 1), weight=BATCH)
+
+
+def _set_many_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
     last = plan.batches[sample.ops // BATCH - 1]
     key = next(reversed(last))
     state.expect(store.get(key) == last[key], f"set_many: {key} does not read back")
-    return sample
 
 
-def _cold_open(store: Store, plan: Plan, state: State) -> Sample:
+def _cold_open(store: Store, plan: Plan, state: State) -> Job:
     """Open, one get, close; the store under test is closed first (lmdb refuses two opens)."""
     reopen = state.reopen
     assert reopen is not None
     store.close()
     key = user_key(plan.kept)
-    seen: list[Any] = []
 
     def cycle(_: int) -> None:
         again = reopen()
-        seen.append(again.get(key))
+        state.seen.append(again.get(key))
         again.close()
 
-    sample = timed(cycle, chunked(range(plan.sizes.opens), 1), plan.sizes.cap)
-    state.expect(seen[-1] == value(plan.kept), "cold open: the first get read a wrong value")
-    return sample
+    return Job(cycle, chunked(range(plan.sizes.opens), 1))
+
+
+def _cold_open_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
+    state.expect(state.seen[-1] == value(plan.kept), "cold open: the first get read wrong")
 
 
 PHASES: tuple[Phase, ...] = (
-    Phase("set", "set (new key)", "ops/s", _set_new),
-    Phase("get", "get (random key)", "ops/s", _get),
-    Phase("has", "has (random key)", "ops/s", _has),
-    Phase("get_missing", "get (missing key)", "ops/s", _get_missing),
-    Phase("overwrite", "set (existing key)", "ops/s", _overwrite),
-    Phase("delete", "delete", "ops/s", _delete),
-    Phase("keys", "keys(prefix), 1% of the keys", "calls/s", _keys),
-    Phase("clear", "clear(prefix), 10% of the keys", "calls/s", _clear),
-    Phase("set_many", f"set_many, {BATCH:,} keys per call", "keys/s", _set_many),
-    Phase("cold_open", "cold open + first get", "opens/s", _cold_open, True),
+    Phase("set", "set (new key)", "ops/s", _set_new, _set_new_check),
+    Phase("get", "get (random key)", "ops/s", _get, _get_check),
+    Phase("has", "has (random key)", "ops/s", _has, _has_check),
+    Phase("get_missing", "get (missing key)", "ops/s", _get_missing, _get_missing_check),
+    Phase("overwrite", "set (existing key)", "ops/s", _overwrite, _overwrite_check),
+    Phase("delete", "delete", "ops/s", _delete, _delete_check),
+    Phase("keys", "keys(prefix), 1% of the keys", "calls/s", _keys, _keys_check),
+    Phase("clear", "clear(prefix), 10% of the keys", "calls/s", _clear, _clear_check),
+    Phase("set_many", f"set_many, {BATCH:,} keys per call", "keys/s", _set_many, _set_many_check),
+    Phase("cold_open", "cold open + first get", "opens/s", _cold_open, _cold_open_check, True),
 )
 
 
@@ -406,18 +460,28 @@ def compare(
             opened[name] = store
         for phase in PHASES:
             log(f"repetition {repetition + 1}/{sizes.repetitions}: {phase.label}")
+            jobs: dict[str, Job] = {}
             for name in order:
                 if name not in phases[phase.id]:
                     continue
-                if name not in opened:  # it failed earlier in this repetition
-                    phases[phase.id][name].append(None)
-                    continue
-                try:
-                    sample = phase.run(opened[name], plan, states[name])
-                except Exception as exc:  # a store that breaks is reported, not fatal
-                    states[name].problems.append(f"{phase.id}: {type(exc).__name__}: {exc}")
-                    opened.pop(name).close()
-                    sample = None
+                if name in opened:
+                    try:
+                        if name in PERSISTENT and phase.id != "cold_open":
+                            opened[name] = _settled(opened[name], states[name], plan)
+                        jobs[name] = phase.job(opened[name], plan, states[name])
+                    except Exception as exc:
+                        _failed(opened, states, name, phase, exc)
+            samples, errors = run_interleaved(jobs, sizes.cap, repetition)
+            for name, exc in errors.items():
+                _failed(opened, states, name, phase, exc)
+            for name in phases[phase.id]:
+                sample = samples.get(name)
+                if sample is not None and name in opened:
+                    try:
+                        phase.check(opened[name], plan, states[name], sample)
+                    except Exception as exc:
+                        _failed(opened, states, name, phase, exc)
+                        sample = None
                 phases[phase.id][name].append(None if sample is None else asdict(sample))
         for name in order:
             if name in opened and name not in PERSISTENT:
@@ -425,3 +489,27 @@ def compare(
             problems += [f"{name}, repetition {repetition + 1}: {p}" for p in states[name].problems]
         shutil.rmtree(where, ignore_errors=True)
     return {"phases": phases, "disk_bytes_per_key": disk, "problems": problems}
+
+
+def _settled(store: Store, state: State, plan: Plan) -> Store:
+    """``store`` closed and opened again, warm (one get), before a phase.
+
+    Closing checkpoints a write-ahead log, so no phase pays, by chance, for
+    the checkpoint of an earlier phase's writes (a single clear(prefix) call
+    would be timed with or without one, depending on the log's size).
+    """
+    assert state.reopen is not None
+    store.close()
+    store = state.reopen()
+    store.get(user_key(plan.kept))
+    return store
+
+
+def _failed(
+    opened: dict[str, Store], states: dict[str, State], name: str, phase: Phase, exc: Exception
+) -> None:
+    """A store that raised is reported and left out for the rest of the repetition."""
+    states[name].problems.append(f"{phase.id}: {type(exc).__name__}: {exc}")
+    store = opened.pop(name)
+    with contextlib.suppress(Exception):
+        store.close()

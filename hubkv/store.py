@@ -51,9 +51,9 @@ def validate_key(key: str) -> str:
     ...
     hubkv.errors.InvalidKeyError: invalid key '..': '.' and '..' are not keys
     """
-    # Fast path for the usual key: ASCII, 3 to 512 characters, none of them a
-    # control character (for ASCII text, isprintable() is False exactly for those).
-    if type(key) is str and 2 < len(key) <= MAX_KEY_BYTES and key.isascii() and key.isprintable():
+    # Fast path for the usual key: 3 to 128 characters (so at most 512 bytes of
+    # UTF-8), all printable (isprintable() is False for controls and surrogates).
+    if type(key) is str and 2 < len(key) <= MAX_KEY_BYTES // 4 and key.isprintable():
         return key
     _check_text(key, "key")
     if not key:

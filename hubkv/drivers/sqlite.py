@@ -354,7 +354,7 @@ class SQLiteDriver(Driver):
 
     def keys(self, prefix: str) -> list[str]:
         where, params = _prefix_range(prefix)
-        sql = f"SELECT key FROM kv WHERE {where} AND {_LIVE} ORDER BY key"
+        sql = _KEYS[where]  # built once: no new string to hash for the statement cache
         try:
             rows = self._conn().execute(sql, (*params, time.time())).fetchall()
         except sqlite3.Error as exc:
@@ -513,6 +513,9 @@ def _prefix_range(prefix: str) -> tuple[str, tuple[str, ...]]:
 
 def _successor(prefix: str) -> str | None:
     """The smallest string greater than every string starting with ``prefix``."""
+    code = ord(prefix[-1]) + 1
+    if code < 0xD800:  # the usual case: the last character's next one
+        return prefix[:-1] + chr(code)
     chars = list(prefix)
     while chars:
         code = ord(chars.pop()) + 1
@@ -521,6 +524,13 @@ def _successor(prefix: str) -> str | None:
         if code <= 0x10FFFF:
             return "".join(chars) + chr(code)
     return None
+
+
+# keys(prefix)'s statement for each WHERE clause _prefix_range gives.
+_KEYS = {
+    where: f"SELECT key FROM kv WHERE {where} AND {_LIVE} ORDER BY key"
+    for where in ("1", "key >= ?", "key >= ? AND key < ?")
+}
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

@@ -35,6 +35,8 @@ MAX_TTL = 10 * 365.25 * 24 * 3600
 # which can't be encoded as UTF-8.
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _MISSING = object()
+# Characters of a key short enough to be at most MAX_KEY_BYTES in any case (4 bytes each).
+_FAST_KEY_CHARS = MAX_KEY_BYTES // 4
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
@@ -53,7 +55,7 @@ def validate_key(key: str) -> str:
     """
     # Fast path for the usual key: 3 to 128 characters (so at most 512 bytes of
     # UTF-8), all printable (isprintable() is False for controls and surrogates).
-    if type(key) is str and 2 < len(key) <= MAX_KEY_BYTES // 4 and key.isprintable():
+    if type(key) is str and 2 < len(key) <= _FAST_KEY_CHARS and key.isprintable():
         return key
     _check_text(key, "key")
     if not key:

@@ -30,11 +30,12 @@ from typing import Any
 
 from . import report
 from .concurrent import WRITERS, write_concurrently
+from .overhead import layers
 from .scaling import FULL_SCALING, QUICK_SCALING, scale
 from .stores import STORE_NAMES, available_stores
 from .workload import FULL, QUICK, compare
 
-PARTS = ("phases", "concurrent", "scaling", "remote")
+PARTS = ("phases", "overhead", "concurrent", "scaling", "remote")
 RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parent.parent / "README.md"
 _REQUIRED = ("diskcache", "sqlitedict", "matplotlib")
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes, keys=args.keys or sizes.keys, repetitions=args.repetitions or sizes.repetitions
     )
     scaling = QUICK_SCALING if args.quick else FULL_SCALING
-    writes_per_writer, rounds = (300, 1) if args.quick else (2_000, 3)
+    writes_per_writer, rounds = (300, 1) if args.quick else (2_000, 5)
     out = args.out or (Path(tempfile.mkdtemp(prefix="hubkv-bench-")) if args.quick else RESULTS)
     work = Path(tempfile.mkdtemp(prefix="hubkv-bench-files-", dir=args.tmp))
 
@@ -119,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "phases" in parts:
             results["phases"] = compare(stores, sizes, work / "phases", log)
+        if "overhead" in parts:
+            results["overhead"] = layers(
+                sizes.keys, sizes.reads, sizes.repetitions, work / "overhead", log
+            )
         if "concurrent" in parts:
             results["concurrent"] = write_concurrently(
                 stores, writes_per_writer, rounds, work / "concurrent", log

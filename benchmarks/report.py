@@ -300,6 +300,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     targets_table = _targets_table(results, summary)
     if targets_table:
         lines += ["## Targets", "", *targets_table]
+    if "overhead" in results:
+        lines += _overhead_table(results["overhead"])
     if "concurrent" in summary:
         lines += _concurrent_table(results, summary)
     if "scaling" in summary:
@@ -372,6 +374,25 @@ def _phases_table(
     cells = [_number(disk.get(store)) if store in disk else "n/a" for store in stores]
     lines.append("| bytes per key on disk | bytes | " + " | ".join(cells) + " |")
     lines += ["", f"![operations per second]({images}ops.png)", ""]
+    return lines
+
+
+def _overhead_table(overhead: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "## Where fs-lite's time goes",
+        "",
+        "The same random reads through one more layer of hubkv at a time (see "
+        "`benchmarks/overhead.py`); median ns per call, and what each layer adds.",
+        "",
+    ]
+    for operation, rows in overhead.items():
+        lines += [f"| {operation} | ns per call | added |", "|---|---:|---:|"]
+        previous = None
+        for row in rows:
+            added = "" if previous is None else f"{row['ns'] - previous:+,.0f}"
+            lines.append(f"| {row['layer']} | {row['ns']:,.0f} | {added} |")
+            previous = row["ns"]
+        lines.append("")
     return lines
 
 

@@ -60,7 +60,9 @@ ID_DIGITS = 8
 BATCH = 1000
 #: Where the set_many phase's new keys start (far above the set phase's).
 BATCH_IDS = 10**7
-#: Operations between two looks at the clock in a timed loop.
+#: clear(prefix) calls per repetition, each on its own tenth of the keys.
+CLEARS = 3
+#: Operations in one turn of a store (see run_interleaved).
 CHUNK = 100
 
 
@@ -167,8 +169,10 @@ def run_interleaved(
 ) -> tuple[dict[str, Sample], dict[str, Exception]]:
     """Run the jobs of several stores chunk by chunk, in turn, timing each store's own chunks.
 
-    Round ``i`` runs chunk ``i`` of every store (the order rotating each
-    round), so a burst of noise on the machine lands on all of them alike. A
+    Round ``i`` runs chunk ``i`` of every store, in a new random order each
+    round, so a burst of noise on the machine lands on all of them alike, and
+    each store follows every other equally often (the one before leaves the
+    CPU caches cold or warm: a fixed or rotated order would favour some). A
     store stops after ``cap`` seconds of its own time, when its chunks run
     out, or when it raises (returned as its error, not as a sample). The
     garbage collector is off meanwhile (as :mod:`timeit` does).
@@ -176,12 +180,15 @@ def run_interleaved(
     totals = {name: [0, 0.0, 0.0] for name in jobs}  # ops, wall, cpu
     errors: dict[str, Exception] = {}
     active = list(jobs)
+    shuffle = random.Random(turn).shuffle
     gc.collect()
     gc.disable()
     try:
         position = 0
         while active:
-            for name in rotated(active, turn + position):
+            order = list(active)
+            shuffle(order)
+            for name in order:
                 job, total = jobs[name], totals[name]
                 if position >= len(job.chunks) or total[1] > cap:
                     active.remove(name)
@@ -230,7 +237,7 @@ class Plan:
     missing: list[str] = field(init=False)
     overwrites: list[tuple[str, Any]] = field(init=False)
     prefixes: list[str] = field(init=False)
-    clear_prefix: str = field(init=False)
+    clear_prefixes: list[str] = field(init=False)
     batches: list[dict[str, Any]] = field(init=False)
     #: An id the phases leave as loaded (read by the cold-open phase).
     kept: int = field(init=False)
@@ -250,7 +257,9 @@ class Plan:
             block_prefix(rng.randrange(100), n // 100) for _ in range(sizes.prefix_calls)
         ]
         # The first tenth of the ids is never cleared; one id there is never overwritten.
-        self.clear_prefix = block_prefix(rng.randrange(1, 10), n // 10)
+        self.clear_prefixes = [
+            block_prefix(block, n // 10) for block in rng.sample(range(1, 10), CLEARS)
+        ]
         self.kept = min(set(range(n // 10)) - set(rewritten))
         self.batches = [
             {cache_key(BATCH_IDS + b * BATCH + j): value(j) for j in range(BATCH)}
@@ -360,13 +369,14 @@ def _clear(store: Store, plan: Plan, state: State) -> Job:
     def clear(prefix: str) -> None:
         state.cleared.append(store.clear(prefix))
 
-    return Job(clear, [[plan.clear_prefix]])
+    return Job(clear, [[prefix] for prefix in plan.clear_prefixes])
 
 
 def _clear_check(store: Store, plan: Plan, state: State, sample: Sample) -> None:
-    want = plan.sizes.keys // 10
-    state.expect(state.cleared == [want], f"clear: removed {state.cleared} (want {want})")
-    state.expect(store.keys(plan.clear_prefix) == [], "clear: keys left under the prefix")
+    want = [plan.sizes.keys // 10] * sample.ops
+    state.expect(state.cleared == want, f"clear: removed {state.cleared} (want {want})")
+    for prefix in plan.clear_prefixes[: sample.ops]:
+        state.expect(store.keys(prefix) == [], f"clear: keys left under {prefix!r}")
 
 
 def _set_many(store: Store, plan: Plan, state: State) -> Job:

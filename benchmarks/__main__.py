@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes, keys=args.keys or sizes.keys, repetitions=args.repetitions or sizes.repetitions
     )
     scaling = QUICK_SCALING if args.quick else FULL_SCALING
-    writes_per_writer, rounds = (300, 1) if args.quick else (2_000, 5)
+    writes_per_writer, rounds = (300, 1) if args.quick else (5_000, 5)
     out = args.out or (Path(tempfile.mkdtemp(prefix="hubkv-bench-")) if args.quick else RESULTS)
     work = Path(tempfile.mkdtemp(prefix="hubkv-bench-files-", dir=args.tmp))
 

@@ -118,7 +118,7 @@ def _scaling(results: Mapping[str, Any], summary: Mapping[str, Any], path: Path)
                 linewidth=2.5 if store == HUBKV else 1.2,
             )
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_yscale("linear" if unit == "bytes" else "log")
         ax.set_xlabel("keys in the store", fontsize=8)
         ax.set_ylabel("ms per call" if as_latency else unit, fontsize=8)
         ax.set_title(label + (" (lower is better)" if as_latency else ""), fontsize=9, loc="left")

@@ -322,6 +322,8 @@ def readme_section(results: Mapping[str, Any], folder: str) -> str:
     if "phases" in summary:
         lines += _phases_table(results, summary, images=folder + "/", level="###")
     lines += _targets_table(results, summary)
+    if "overhead" in results:
+        lines += _overhead_table(results["overhead"], level="###")
     if "scaling" in summary:
         lines += [f"![scaling]({folder}/scaling.png)", ""]
     lines.append(
@@ -377,9 +379,9 @@ def _phases_table(
     return lines
 
 
-def _overhead_table(overhead: Mapping[str, Any]) -> list[str]:
+def _overhead_table(overhead: Mapping[str, Any], level: str = "##") -> list[str]:
     lines = [
-        "## Where fs-lite's time goes",
+        f"{level} Where fs-lite's time goes",
         "",
         "The same random reads through one more layer of hubkv at a time (see "
         "`benchmarks/overhead.py`); median ns per call, and what each layer adds.",

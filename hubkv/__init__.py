@@ -97,6 +97,12 @@ class _DefaultStore:
     def __delitem__(self, key: str) -> None:
         del self._get()[key]
 
+    def __enter__(self) -> _DefaultStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._get().close()  # closed connections reopen on next use
+
     def __repr__(self) -> str:
         if self._store is None:
             return "<hubkv.kv (not configured yet)>"

@@ -103,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", 130)
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug: still one line, never a traceback
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (a hubkv bug: please report it with "
+            "the command that caused it)",
+            EXIT_FAILED,
+        )
 
 
 def open_store(args: argparse.Namespace) -> KV:
@@ -137,13 +143,17 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.value == "-" else args.value
     try:
+        text = sys.stdin.buffer.read() if args.value == "-" else args.value
         value = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         return _fail(
             f"the value is not valid JSON ({exc}); quote strings, e.g. '\"text\"'", EXIT_USAGE
         )
+    except UnicodeError:
+        return _fail("the value is not valid UTF-8 text; give JSON in UTF-8", EXIT_USAGE)
+    except RecursionError:
+        return _fail("the value nests too deeply to be stored; store a flatter one", EXIT_USAGE)
     with open_store(args) as store:
         store.set(args.key, value, ttl=args.ttl)
     return EXIT_OK

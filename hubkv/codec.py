@@ -191,7 +191,7 @@ def _unstorable(value: Any) -> str | None:
                 return "NaN and infinities can't be stored as JSON; store None or a string instead"
         elif isinstance(item, dict):
             pending.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):  # to_builtins keeps tuples (namedtuples too)
             pending.extend(item)
         elif isinstance(item, (datetime.datetime, datetime.time)):
             offset = item.utcoffset()

@@ -88,12 +88,15 @@ def resolve(
             )
         instance, reason = driver, "a driver instance was passed"
     else:
-        name, driver_options, reason, base = _choose(driver, options, env, cwd)
+        name, chosen, reason, base = _choose(driver, options, env, cwd)
         layer_store_options = {
-            k: driver_options.pop(k) for k in STORE_OPTIONS if k in driver_options
+            k: chosen.pop(k) for k in STORE_OPTIONS if k in chosen
         }
         store_options = {**layer_store_options, **store_options}
-        instance = build_driver(name, driver_options, base)
+        read_only = _coerce("read_only", store_options.get("read_only", False), bool)
+        if read_only and "read_only" in driver_options(driver_class(name)):
+            chosen["read_only"] = True  # a driver that can open its storage read-only
+        instance = build_driver(name, chosen, base)
 
     read_only = _coerce("read_only", store_options.get("read_only", False), bool)
     max_value_bytes = _coerce(
@@ -160,7 +163,8 @@ def read_pyproject_table(path: Path) -> dict[str, Any]:
             data = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"can't read [tool.hubkv] from {path}: {exc}") from None
-    table = data.get("tool", {}).get("hubkv", {})
+    tool = data.get("tool", {})
+    table = tool.get("hubkv", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.hubkv] in {path} must be a table")
     return table
@@ -349,8 +353,12 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     Numbers must be finite, and whole for ``int`` options (``1.0`` is taken,
     ``1.5`` refused); ``bool`` options take only booleans or their spellings.
     """
+    if value is None and _allows_none(kind):
+        return value
+    if (kind is str or str in typing.get_args(kind)) and not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"option {name} must be a string, got {value!r}")
     target = _plain_type(kind)
-    if target is None or target is str or (value is None and _allows_none(kind)):
+    if target is None or target is str:
         return value
     if target is bool and isinstance(value, str):
         text = value.strip().lower()

@@ -9,6 +9,7 @@ before every check has passed, so bad input never writes anything.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -116,7 +117,9 @@ def _check_text(text: str, what: str) -> None:
 
 def validate_ttl(ttl: float) -> float:
     """Return ``ttl`` as seconds if valid, else raise :class:`InvalidTTLError`."""
-    if type(ttl) is not int and type(ttl) is not float:
+    if type(ttl) is not int and type(ttl) is not float:  # the usual cases, checked fast
+        if isinstance(ttl, numbers.Real) and not isinstance(ttl, bool):
+            return validate_ttl(float(ttl))  # numpy numbers, Fractions, int subclasses
         raise InvalidTTLError(
             f"ttl must be a number of seconds (int or float), not {type(ttl).__name__}"
         )
@@ -446,7 +449,13 @@ class KV:
                     return list(zip(keys, values, strict=True))
         pairs = items.items() if isinstance(items, Mapping) else items
         encoded: dict[str, bytes] = {}
-        for key, value in pairs:
+        for pair in pairs:
+            try:
+                key, value = pair
+            except (TypeError, ValueError):
+                raise InvalidKeyError(
+                    f"set_many takes a mapping or (key, value) pairs, got the item {pair!r:.80}"
+                ) from None
             full = self._check(key)
             encoded[full] = self._encode(value, full)
         return list(encoded.items())

@@ -16,15 +16,20 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBKV_", "UPSTASH_", "KV_"))}
     env.pop("CLOUDFLARE_API_TOKEN", None)
 
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+    def run(*args: str, stdin: str | bytes | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
             [sys.executable, "-m", "hubkv", *args],
             cwd=tmp_path,
             env=env,
-            input=stdin,
+            input=stdin.encode() if isinstance(stdin, str) else stdin,
             capture_output=True,
-            text=True,
             timeout=60,
+        )
+        return subprocess.CompletedProcess(
+            result.args,
+            result.returncode,
+            result.stdout.decode(errors="replace"),
+            result.stderr.decode(errors="replace"),
         )
 
     return run
@@ -96,6 +101,28 @@ def test_errors_are_one_line_with_exit_code_2(cli, args: tuple[str, ...], messag
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+        (b'"\xff"', "not valid JSON"),
+        (b'"\xed\xb3\xbf"', "not valid JSON"),  # a lone surrogate in UTF-8 form
+    ],
+    ids=["deep", "invalid-utf-8", "surrogate"],
+)
+def test_hostile_stdin_is_one_line_with_exit_code_2(cli, stdin: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli("set", "k", "-", stdin=stdin)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert cli("keys").stdout.strip() == "[]"
+
+
+def test_a_lone_surrogate_argument_is_exit_code_2(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("set", "k", '"\udcff"')
+    assert result.returncode == 2, result.stderr
+    assert "UTF-8" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_store_failures_exit_3(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

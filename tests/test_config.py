@@ -108,6 +108,23 @@ def test_broken_pyproject_is_a_config_error(tmp_path: Path) -> None:
         resolve(None, {})
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[tool.hubkv]\ndriver = "fs-lite"\npath = 5\n', "option path must be a string"),
+        ('[tool.hubkv]\ndriver = "upstash"\nurl = ["x"]\ntoken = "t"\n', "option url must be a string"),
+        ("tool = 5\n", "must be a table"),
+        ("[tool]\nhubkv = 5\n", "must be a table"),
+    ],
+)
+def test_pyproject_values_of_the_wrong_type_are_config_errors(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        hubkv.KV()
+
+
 def test_unknown_driver_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         hubkv.KV("fs-heavy")
@@ -198,6 +215,13 @@ def test_default_store_proxy_follows_configure() -> None:
     assert second.get("x") == 1
     del kv["x"]
     assert "memory" in repr(kv)
+
+
+def test_default_store_proxy_is_a_context_manager() -> None:
+    hubkv.configure("memory")
+    with hubkv.kv as store:
+        store.set("a", 1)
+    assert hubkv.kv.get("a") == 1  # closed, and reopened on use
 
 
 def test_default_store_is_configured_lazily(tmp_path: Path) -> None:

@@ -263,6 +263,17 @@ def test_a_foreign_sqlite_database_is_refused_untouched(path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_an_empty_foreign_file_with_a_user_version_is_refused(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=7")  # no tables, application_id 0: not ours either
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(DriverError, match="not a hubkv store"):
+        hubkv.KV("fs-lite", path=str(path)).set("a", 1)
+    assert path.read_bytes() == before
+
+
 def test_a_newer_schema_is_refused_not_downgraded(path: Path) -> None:
     store = hubkv.KV("fs-lite", path=str(path))
     store.set("a", 1)
@@ -343,3 +354,65 @@ def test_synchronous_option(path: Path) -> None:
     assert store.get("a") == 1
     with pytest.raises(hubkv.ConfigError, match="synchronous"):
         hubkv.KV("fs-lite", path=str(path), synchronous="off")
+
+
+def test_purging_keeps_pace_with_a_ttl_workload(path: Path) -> None:
+    store = hubkv.KV("fs-lite", path=str(path))
+    store.set("first", 0)
+    rows = sqlite3.connect(path)
+
+    def count() -> int:
+        return int(rows.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    # Sessions-style: every write a new key with a short TTL, one at a time and in batches.
+    for i in range(6000):
+        store.set(f"session:{i}", i, ttl=0.001)
+    time.sleep(0.01)
+    store.set_many({f"rate:{i}": i for i in range(20_000)}, ttl=0.001)
+    time.sleep(0.01)
+    store.set_many({f"flag:{i}": i for i in range(1000)})  # permanent; the purge runs after
+    assert count() <= 1001 + 1000  # the live keys, plus at most one purge interval behind
+    assert store.keys() == sorted(["first", *(f"flag:{i}" for i in range(1000))])
+
+
+# -- read-only -----------------------------------------------------------------------
+
+
+def test_read_only_never_creates_a_file(path: Path) -> None:
+    store = hubkv.KV("fs-lite", path=str(path), read_only=True)
+    with pytest.raises(DriverError, match="no such file") as info:
+        store.get("a")
+    assert str(path) in str(info.value)
+    assert not path.parent.parent.exists()
+    with pytest.raises(hubkv.ReadOnlyError):
+        store.set("a", 1)
+
+
+def test_read_only_reads_what_writers_write(path: Path) -> None:
+    writer = hubkv.KV("fs-lite", path=str(path))
+    writer.set("a", 1)
+    reader = hubkv.KV("fs-lite", path=str(path), read_only=True)
+    assert reader.get("a") == 1
+    writer.set_many({"b": 2, "c": 3})
+    assert reader.keys() == ["a", "b", "c"]
+    assert reader.driver.read_only  # the file itself is opened read-only
+    with pytest.raises(hubkv.ReadOnlyError):
+        reader.clear()
+    conn = reader.driver._conn()  # type: ignore[attr-defined]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("DELETE FROM kv")
+    assert writer.keys() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(("version", "message"), [(0, "older hubkv"), (SCHEMA_VERSION + 1, "newer hubkv")])
+def test_read_only_refuses_other_schemas_without_touching_them(
+    path: Path, version: int, message: str
+) -> None:
+    hubkv.KV("fs-lite", path=str(path)).set("a", 1)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={version}")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(DriverError, match=message):
+        hubkv.KV("fs-lite", path=str(path), read_only=True).get("a")
+    assert path.read_bytes() == before

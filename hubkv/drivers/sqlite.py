@@ -30,6 +30,7 @@ import sqlite3
 import stat
 import threading
 import time
+import urllib.parse
 import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -124,7 +125,10 @@ class SQLiteDriver(Driver):
     - ``timeout``: seconds to wait for another writer's lock before failing
       (default 30);
     - ``synchronous``: ``"normal"`` (default; commits survive a killed process)
-      or ``"full"`` (commits also survive a power loss, at a cost per write).
+      or ``"full"`` (commits also survive a power loss, at a cost per write);
+    - ``read_only``: open the file read-only and never create, migrate or
+      write it (the store's ``read_only=True`` sets it); a missing file is
+      then an error rather than a new store.
 
     >>> import tempfile, os
     >>> driver = SQLiteDriver(path=os.path.join(tempfile.mkdtemp(), "kv.sqlite3"))
@@ -140,6 +144,7 @@ class SQLiteDriver(Driver):
         path: str | os.PathLike[str] = DEFAULT_PATH,
         timeout: float = 30.0,
         synchronous: str = "normal",
+        read_only: bool = False,
     ) -> None:
         if synchronous not in ("normal", "full"):
             raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
@@ -153,6 +158,7 @@ class SQLiteDriver(Driver):
             )
         self.timeout = float(timeout)
         self.synchronous = synchronous
+        self.read_only = read_only
         self._local = _PerThread()
         # Each thread's latest connection, kept across close() (which replaces
         # _local) so that the thread itself closes it when it next connects.
@@ -170,11 +176,12 @@ class SQLiteDriver(Driver):
 
     def _connect(self) -> _Connection:
         try:
-            conn = None if self._schema_checked else self._open_if_ready()
-            if conn is None:
-                if not self._schema_checked:
+            ready = self._open_read_only() if self.read_only else None
+            if ready is None and not self._schema_checked:
+                ready = self._open_if_ready()
+                if ready is None:
                     self._prepare_file()
-                conn = self._open()
+            conn = ready or self._open()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         stale = getattr(self._owned, "conn", None)
@@ -185,9 +192,10 @@ class SQLiteDriver(Driver):
             self._connections.add(conn)
         return conn
 
-    def _open(self) -> _Connection:
+    def _open(self, mode: str = "rwc") -> _Connection:
         conn = sqlite3.connect(
-            self.path,
+            f"file:{urllib.parse.quote(str(self.path))}?mode={mode}",
+            uri=True,
             timeout=self.timeout,
             isolation_level=None,  # autocommit; explicit BEGIN IMMEDIATE where needed
             check_same_thread=False,  # close() may run on another thread
@@ -220,6 +228,33 @@ class SQLiteDriver(Driver):
             return None
         _warn_if_world_writable(self.path)  # as _prepare_file does
         self._schema_checked = True
+        return conn
+
+    def _open_read_only(self) -> _Connection:
+        """A read-only connection to an existing store of this schema (else an error)."""
+        if not os.path.isfile(self.path):
+            raise DriverError(
+                f"fs-lite store {self.path}: no such file, and a read-only store never creates "
+                "one; fix the path, or write to it once without read_only=True"
+            )
+        conn = self._open("ro")
+        try:
+            app_id, version = conn.execute(
+                "SELECT * FROM pragma_application_id, pragma_user_version"
+            ).fetchone()
+            if app_id != APPLICATION_ID:
+                raise self._not_a_store()
+            if version != SCHEMA_VERSION:
+                raise self._newer_schema(version) if version > SCHEMA_VERSION else DriverError(
+                    f"fs-lite store {self.path}: written by an older hubkv (schema {version}); "
+                    "open it once without read_only=True to migrate it"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        if not self._schema_checked:
+            _warn_if_world_writable(self.path)
+            self._schema_checked = True
         return conn
 
     def _prepare_file(self) -> None:
@@ -264,16 +299,10 @@ class SQLiteDriver(Driver):
             return
         if app_id != APPLICATION_ID:
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id != 0 or tables:
-                raise DriverError(
-                    f"fs-lite store {self.path}: this SQLite file is not a hubkv store; "
-                    "point path at a new file (it is left untouched)"
-                )
-        if version > SCHEMA_VERSION:
-            raise DriverError(
-                f"fs-lite store {self.path}: written by a newer hubkv (schema {version}, this "
-                f"hubkv knows {SCHEMA_VERSION}); upgrade hubkv - the file is left untouched"
-            )
+            if app_id != 0 or tables or version != 0:  # only a new, empty file is taken
+                raise self._not_a_store()
+        elif version > SCHEMA_VERSION:
+            raise self._newer_schema(version)
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, in the file
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -286,6 +315,18 @@ class SQLiteDriver(Driver):
         except BaseException:
             _rollback(conn)
             raise
+
+    def _not_a_store(self) -> DriverError:
+        return DriverError(
+            f"fs-lite store {self.path}: this SQLite file is not a hubkv store; "
+            "point path at a new file (it is left untouched)"
+        )
+
+    def _newer_schema(self, version: int) -> DriverError:
+        return DriverError(
+            f"fs-lite store {self.path}: written by a newer hubkv (schema {version}, this "
+            f"hubkv knows {SCHEMA_VERSION}); upgrade hubkv - the file is left untouched"
+        )
 
     def _abandon_connections(self) -> None:
         """In a forked child: forget the parent's connections without closing them."""
@@ -467,8 +508,15 @@ class SQLiteDriver(Driver):
     def _count_write(self, count: int = 1) -> None:
         self._writes += count
         if self._writes >= _WRITES_PER_PURGE:
-            self._writes = 0
-            self.purge_expired()
+            # Each written row may expire later: purging up to as many rows as
+            # were written keeps pace with any TTL workload, in short batches
+            # (each its own transaction) so no writer waits long for the lock.
+            budget, self._writes = self._writes, 0
+            while budget > 0:
+                batch = min(budget, _PURGE_BATCH)
+                if self.purge_expired(batch) < batch:
+                    break
+                budget -= batch
 
     def purge_expired(self, limit: int = _PURGE_BATCH) -> int:
         """Delete up to ``limit`` expired rows (they are already invisible); return how many."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import fractions
 import math
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import pytest
@@ -256,6 +257,11 @@ class Point:
     y: float
 
 
+class Pair(NamedTuple):
+    first: float
+    second: float
+
+
 TYPED: list[tuple[Any, Any, Any]] = [
     (datetime.datetime(2026, 12, 3, 18, 0, tzinfo=datetime.timezone.utc), datetime.datetime, str),
     (datetime.date(2026, 12, 3), datetime.date, str),
@@ -302,6 +308,11 @@ def test_typed_get_of_a_mismatch_raises_serialization_error(store: hubkv.KV) -> 
         {"deep": {"er": float("-inf")}},
         Point(float("nan"), 1.0),
         Profile("x", 1).__class__,
+        (1, float("nan")),
+        [(float("inf"),)],
+        Pair(float("nan"), 1),
+        Point((1.0, float("-inf")), 1.0),  # type: ignore[arg-type]
+        (datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(seconds=30))),),
     ],
     ids=repr,
 )
@@ -385,6 +396,19 @@ def test_ttl_of_a_permanent_and_a_missing_key(store: hubkv.KV) -> None:
     assert remaining is not None and 3500 < remaining <= 3600
 
 
+class Seconds(int):
+    pass
+
+
+@pytest.mark.parametrize("ttl", [Seconds(3600), fractions.Fraction(7201, 2), 3600.0])
+def test_ttls_of_any_real_number_type(store: hubkv.KV, ttl: Any) -> None:
+    store.set("k", 1, ttl=ttl)
+    store.set_many({"a": 1}, ttl=ttl)
+    for key in ("k", "a"):
+        remaining = store.ttl(key)
+        assert remaining is not None and 3500 < remaining <= float(ttl)
+
+
 @pytest.mark.parametrize(
     "ttl", [0, -1, -0.5, float("nan"), float("inf"), True, False, "10", [1], 1e12, 0j]
 )
@@ -414,6 +438,13 @@ def test_set_many_takes_mappings_and_pairs(store: hubkv.KV) -> None:
     store.set_many({})
     store.set_many(x for x in [("c", [1])])
     assert store.keys() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("bad", [[("a", 1), ("b",)], [("a", 1), "abc"], [("a", 1), 5], [("a", 1, 2)]])
+def test_set_many_of_items_that_are_not_pairs_writes_nothing(store: hubkv.KV, bad: Any) -> None:
+    with pytest.raises(InvalidKeyError, match="pairs"):
+        store.set_many(bad)
+    assert store.keys() == []
 
 
 def test_large_batches(store: hubkv.KV) -> None:

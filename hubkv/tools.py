@@ -67,6 +67,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
+from . import codec
 from .errors import (
     ConfigError,
     DriverError,
@@ -74,6 +75,7 @@ from .errors import (
     KVError,
     ReadOnlyError,
     RequestTooLargeError,
+    SerializationError,
 )
 from .store import KV, MAX_TTL, validate_key, validate_prefix
 
@@ -105,6 +107,7 @@ FileLike: TypeAlias = "str | os.PathLike[str] | IO[Any]"
 #: ``(OLD, NEW)``: keys starting with ``OLD`` get ``NEW`` instead.
 Rewrite: TypeAlias = "tuple[str, str]"
 
+_MISSING = object()
 _VERBS = {"export": "exported", "import": "imported", "copy": "copied"}
 
 
@@ -376,7 +379,10 @@ def _read_batches(
     Keys that vanish between listing and reading count as expired.
     """
     for keys in _batched(store.iter_keys(prefix), batch_size):
-        values = store.get_many(keys)
+        try:
+            values = store.get_many(keys)
+        except SerializationError:  # a value nobody can read: the others still move
+            values = _readable_values(store, keys, summary)
         batch = []
         for key in keys:
             if key not in values:
@@ -394,6 +400,20 @@ def _read_batches(
         yield batch
         if bar is not None:
             bar.update(len(keys))
+
+
+def _readable_values(store: KV, keys: list[str], summary: Summary) -> dict[str, Any]:
+    """The values of ``keys`` read one by one; each unreadable one is noted as failed."""
+    values = {}
+    for key in keys:
+        try:
+            value = store.get(key, _MISSING)
+        except SerializationError as exc:
+            summary._note(f"{key!r}: {exc}")
+            continue
+        if value is not _MISSING:
+            values[key] = value
+    return values
 
 
 def _count(store: KV, prefix: str) -> int:
@@ -618,6 +638,14 @@ def _problem(line: bytes | str, target: KV, rename: Callable[[str], str], limit:
             f"the value of {key!r} is {size:,} bytes, over the target's limit of {limit:,} "
             "(max_value_bytes)"
         )
+    # What a write would refuse, or store unreadably: invalid UTF-8, numbers out
+    # of range, nesting too deep.
+    try:
+        codec.encode(msgspec.json.decode(record.value))
+    except (msgspec.DecodeError, RecursionError) as exc:
+        return f"the value of {key!r} is not JSON that can be stored: {exc}"
+    except SerializationError as exc:
+        return f"the value of {key!r} can't be stored: {exc}"
     return None
 
 

@@ -144,3 +144,14 @@ def test_bad_arguments_are_typed_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "x.jsonl").exists()
     with pytest.raises(hubkv.ConfigError, match="unknown store"):
         copy("no-such-profile-or-driver", store)
+
+
+def test_an_unreadable_stored_value_fails_alone(tmp_path: Path) -> None:
+    source = hubkv.KV("fs-lite", path=str(tmp_path / "src.sqlite3"))
+    source.set_many({f"k:{i}": i for i in range(10)})
+    source.driver.set("k:5", b"\xff\xfe not JSON, not UTF-8", None)  # another client's bytes
+    target = hubkv.KV("memory")
+    summary = copy(source, target)
+    assert (summary.written, summary.failed) == (9, 1)
+    assert "k:5" in summary.errors[0]
+    assert target.keys() == sorted(f"k:{i}" for i in range(10) if i != 5)

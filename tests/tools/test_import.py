@@ -55,7 +55,10 @@ def test_one_bad_line_writes_nothing_and_names_its_line(tmp_path: Path) -> None:
         ({"key": "a", "value": 1, "ttl": MAX_TTL * 2}, "ten-year maximum"),
         ('{"key": "a", "value": NaN}', "malformed"),
         ("[1, 2]", "Expected `object`"),
+        ('{"key": "a", "value": 1e999}', "Number out of range"),
+        ('{"key": "a", "value": ' + "[" * 300 + "]" * 300 + "}", "deeper than 256"),
     ],
+    ids=repr,
 )
 def test_each_kind_of_bad_line_is_reported(tmp_path: Path, bad: Any, says: str) -> None:
     path = write_lines(tmp_path / "in.jsonl", [good(1), "", good(2), bad, good(3)])
@@ -64,6 +67,15 @@ def test_each_kind_of_bad_line_is_reported(tmp_path: Path, bad: Any, says: str) 
         import_file(store, path)
     assert caught.value.problems[0][0] == 4  # blank lines are skipped but still counted
     assert says in caught.value.problems[0][1]
+    assert store.keys() == []
+
+
+def test_invalid_utf_8_in_a_value_is_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"key": "a", "value": 1}\n{"key": "b", "value": "caf\xe9"}\n')
+    store = hubkv.KV("memory")
+    with pytest.raises(ImportFileError, match="line 2: .*UTF-8"):
+        import_file(store, path)
     assert store.keys() == []
 
 

@@ -5,8 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Servers the tests start themselves (real ones, no mocks).
+# Servers the tests start themselves (real ones, no mocks), and Node.js + npm for
+# Cloudflare's runtime below when npm is missing (CI images have them; fresh machines may not).
 apt_packages=(redis-server)
+if ! command -v npm >/dev/null 2>&1; then
+  apt_packages+=(nodejs npm)
+fi
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from hubkv import (
 )
 from hubkv.config import resolve
 from hubkv.drivers import cloudflare
+from hubkv.drivers import http as http_module
 from hubkv.drivers.cloudflare import CloudflareKVDriver
 from tests.standins.cloudflare_kv import CloudflareKV
 from tests.standins.faulty_http import (
@@ -135,6 +137,35 @@ def test_requests_per_operation_and_their_routes(
     assert (count, seen[-1]) == (2, "POST /bulk/delete")
     assert cost(lambda: store.clear()) == (1, ["GET /keys?prefix=&limit=1000"])  # nothing to delete
     assert store.keys() == []
+
+
+def test_has_reads_the_envelope_and_takes_null_metadata_as_present(
+    recorder: FaultyHTTP, cloudflare_kv: CloudflareKV, cloudflare_namespace: str
+) -> None:
+    store = through(recorder, cloudflare_kv, cloudflare_namespace)
+    store.set("plain", 1)
+    # Cloudflare answers a key without metadata with success and result null
+    # (cloudflare-python reads it as None), one with metadata with it; the Worker too.
+    url = f"{cloudflare_kv.namespaces_url}/{cloudflare_namespace}"
+    session = driver_of(store).http.session()  # carries the token
+    tagged = session.put(f"{url}/values/tagged", files={"value": "2", "metadata": '{"a": 1}'})
+    assert tagged.ok
+    for key, metadata in [("plain", None), ("tagged", {"a": 1})]:
+        reply = session.get(f"{url}/metadata/{key}")
+        assert (reply.status_code, reply.json()["success"], reply.json()["result"]) == (
+            200,
+            True,
+            metadata,
+        )
+        assert store.has(key)
+    assert not store.has("nope")  # 404, code 10009
+    # A 200 that is not the API's envelope is an error, never a present key.
+    recorder.script(html_page(200))
+    with pytest.raises(DriverError, match="HTML page"):
+        store.has("plain")
+    recorder.script(Reply(200, {"success": False, "errors": [], "result": None}))
+    with pytest.raises(DriverError, match="unexpected answer"):
+        store.has("nope")
 
 
 def test_keys_travel_percent_encoded_whole(
@@ -252,6 +283,26 @@ def test_keys_still_unsuccessful_after_three_attempts_raise(
     with pytest.raises(DriverError, match=r"2 key\(s\) as unsuccessful after 3 attempts"):
         store.set_many({"a": 1, "b": 2, "c": 3})
     assert store.keys() == ["c"]  # the others were written
+
+
+def test_unsuccessful_keys_are_retried_after_the_clients_jittered_backoff(
+    store: hubkv.KV,
+    cloudflare_kv: CloudflareKV,
+    cloudflare_namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(http_module, "time", types.SimpleNamespace(sleep=waits.append))
+    http = driver_of(store).http
+    for _ in range(3):
+        cloudflare_kv.arm_fault(cloudflare_namespace, unsuccessful=2, times=2)
+        store.set_many({"a": 1, "b": 2, "c": 3})  # three rounds: two waits
+    assert len(waits) == 6
+    for attempt, wait in enumerate(waits):
+        base = http.backoff * 2 ** (attempt % 2)
+        assert 0.5 * base <= wait <= 1.5 * base
+    assert len(set(waits)) == 6  # jittered: no two alike
+    assert store.get_many(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
 
 
 def test_get_many_asks_key_by_key_when_a_bulk_reply_would_be_too_large(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +194,80 @@ def test_close_then_reuse_reconnects(store: hubkv.KV, redis_server: RedisServer)
     store.close()
     redis_server.client().client_kill_filter(_type="normal", skipme=True)  # drop every connection
     assert store.get("k") == 1
+
+
+class LostReply:
+    """A TCP relay to redis-server that, when armed with ``marker``, passes on the next
+    command containing it (the server runs it) but closes the client's connection
+    instead of relaying the reply: a write applied whose answer never arrives."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.marker = b""
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            lost = threading.Event()
+            threading.Thread(target=self._up, args=(client, upstream, lost), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client, lost), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket, lost: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.marker and self.marker in data:
+                    self.marker = b""
+                    lost.set()  # before the server can answer
+                upstream.sendall(data)
+
+    def _down(self, upstream: socket.socket, client: socket.socket, lost: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while (data := upstream.recv(65536)) and not lost.is_set():
+                client.sendall(data)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)  # wakes _up's recv (a bare close would not)
+        client.close()
+        upstream.close()
+
+
+def test_a_clear_applied_but_unanswered_is_not_repeated(
+    redis_server: RedisServer, base: str
+) -> None:
+    """redis-py would send the UNLINK again on a new connection, and count 0 for what
+    the first one removed; the driver sends it once and says it may have been applied."""
+    relay = LostReply(redis_server.port)
+    store = hubkv.KV("redis", url=f"redis://127.0.0.1:{relay.port}/0", base=base, retries=3)
+    try:
+        store.set_many({"a": 1, "b": 2})
+        before = command_calls(redis_server).get("unlink", 0)
+        relay.marker = b"UNLINK"
+        with pytest.raises(UnavailableError, match="may or may not have been applied"):
+            store.clear()
+        assert command_calls(redis_server).get("unlink", 0) - before == 1
+        assert store.keys() == []  # it was applied: the message told the truth
+        # Other commands are still retried, and a dropped pooled connection is
+        # replaced before the UNLINK is sent, not reported as a failure.
+        relay.marker = b"MGET"
+        store.set_many({"c": 3, "d": 4})
+        assert store.get_many(["c", "d"]) == {"c": 3, "d": 4}
+        redis_server.client().client_kill_filter(_type="normal", skipme=True)
+        assert store.clear() == 2
+    finally:
+        store.close()
+        relay.close()
 
 
 def test_the_extra_is_named_when_redis_py_is_missing(tmp_path: Path) -> None:

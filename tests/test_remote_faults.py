@@ -15,6 +15,8 @@ from __future__ import annotations
 import types
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -23,6 +25,7 @@ from hubkv import (
     AuthenticationError,
     DriverError,
     RateLimitedError,
+    RequestTooLargeError,
     UnavailableError,
 )
 from hubkv.drivers import http as http_module
@@ -135,6 +138,23 @@ def test_429_honours_retry_after(store: hubkv.KV, proxy: FaultyHTTP, waits: list
     assert store.get("k") == 1
 
 
+def test_429_honours_retry_after_given_as_an_http_date(
+    store: hubkv.KV, proxy: FaultyHTTP, waits: list[float]
+) -> None:
+    def rate_limited_until(offset: float) -> Reply:
+        when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=offset), usegmt=True)
+        return Reply(429, {"error": "Too Many Requests"}, {"Retry-After": when}, "rate_limited")
+
+    proxy.script(rate_limited_until(5), rate_limited_until(-60))  # HTTP dates have whole seconds
+    store.set("k", 1)
+    assert 3 < waits[0] <= 5 and waits[1] == 0.0  # a date in the past: at once
+    proxy.script(rate_limited_until(3600))  # longer than allowed: fails at once
+    with pytest.raises(RateLimitedError) as info:
+        store.get("k")
+    assert info.value.retry_after is not None and 3590 < info.value.retry_after <= 3600
+    assert len(waits) == 2 and store.get("k") == 1
+
+
 def test_429_without_retry_after_backs_off_then_gives_up(
     store: hubkv.KV, proxy: FaultyHTTP, upstash_rest: UpstashRest, waits: list[float]
 ) -> None:
@@ -187,6 +207,18 @@ def test_5xx_on_a_clear_is_not_repeated(
     assert waits == []
     assert store.keys() == ["k"]
     assert store.clear() == 1
+
+
+@pytest.mark.parametrize("status", [413, 414])
+def test_too_large_is_typed_and_not_retried(
+    store: hubkv.KV, proxy: FaultyHTTP, upstash_rest: UpstashRest, status: int, waits: list[float]
+) -> None:
+    # 414 URI Too Long, from a proxy in front of the API (keys travel in the body here).
+    proxy.script(Reply(status, b"<html>Too Large</html>", {"Content-Type": "text/html"}))
+    with pytest.raises(RequestTooLargeError, match=rf"too large \(HTTP {status}") as info:
+        store.get_many(["a", "b"])
+    assert sent(store) == 1 and waits == []
+    check(info.value, upstash_rest)
 
 
 # -- broken connections -------------------------------------------------------

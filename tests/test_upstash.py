@@ -106,6 +106,48 @@ def test_every_operation_is_one_request(empty_db: UpstashRest) -> None:
     store.close()
 
 
+def test_clear_on_a_big_shared_database_unlinks_in_full_batches(empty_db: UpstashRest) -> None:
+    """SCAN walks the whole database: its pages mostly hold other apps' keys, and
+    the few matches of each are gathered into full UNLINK batches."""
+    empty_db.redis.flushdb()
+    others = 50_000
+    with empty_db.redis.pipeline(transaction=False) as pipe:
+        for i in range(others):
+            pipe.set(f"other-app:{i}", b"1")
+        pipe.execute()
+    store = hubkv.KV("upstash", url=empty_db.url, token=empty_db.token, base="app")
+    driver = driver_of(store)
+    items = {f"p:{i:03d}": i for i in range(100)}
+
+    def cost(call: Callable[[], object]) -> tuple[object, list[str]]:
+        seen = len(empty_db.commands)
+        result = call()
+        return result, [command[0] for command in empty_db.commands[seen:]]
+
+    # About one SCAN per scan_count keys of the whole database (COUNT is a hint to
+    # Redis), then one UNLINK: 6 SCAN + 1 UNLINK here, where COUNT 1000 and an
+    # UNLINK per page with a match made it 51 SCAN + ~40 UNLINK.
+    pages = (others + len(items)) // driver.scan_count + 1
+    store.set_many(items)
+    listed, commands = cost(lambda: store.keys("p:"))
+    assert listed == list(items) and set(commands) == {"SCAN"} and len(commands) <= 2 * pages
+    removed, commands = cost(lambda: store.clear("p:"))
+    assert removed == 100 and commands.count("UNLINK") == 1 and commands[-1] == "UNLINK"
+    assert commands.count("SCAN") <= 2 * pages
+
+    # Small SCAN steps (many pages, a few matches each) and small batches: every
+    # UNLINK but the last is full.
+    driver.scan_count, driver.batch_keys = 1000, 30
+    store.set_many(items)
+    removed, commands = cost(lambda: store.clear("p:"))
+    assert removed == 100 and commands.count("SCAN") > 40
+    unlinks = [c for c in empty_db.commands[-len(commands) :] if c[0] == "UNLINK"]
+    assert [len(c) - 1 for c in unlinks] == [30, 30, 30, 10]
+    assert store.keys() == [] and empty_db.redis.dbsize() == others
+    empty_db.redis.flushdb()
+    store.close()
+
+
 def test_set_many_is_one_transaction(empty_db: UpstashRest) -> None:
     store = hubkv.KV("upstash", url=empty_db.url, token=empty_db.token, base="tx")
     seen = len(empty_db.requests)

@@ -29,8 +29,9 @@ typed by HTTP status (403 authentication, 429 rate limited with
 ``Retry-After``, 413/414 too large, 5xx unavailable) and by code (a 400 with
 an authentication code is an :class:`~hubkv.errors.AuthenticationError`).
 Bulk writes and deletes retry the keys Cloudflare reports as
-``unsuccessful_keys``. Every request is safe to repeat (a write puts the same
-value again), so all are retried after timeouts, 429 and 5xx.
+``unsuccessful_keys``, after the HTTP client's jittered backoff. Every request
+is safe to repeat (a write puts the same value again), so all are retried
+after timeouts, 429 and 5xx.
 
 Cloudflare KV is eventually consistent: a write is visible at once where it
 was made but can take 60 s or more to reach other locations, and keys
@@ -205,7 +206,14 @@ class CloudflareKVDriver(Driver):
         return response.content
 
     def has(self, key: str) -> bool:
-        return not _missing(self._send("GET", f"/metadata/{_quote(key)}"))
+        # A key without metadata answers success with result null (Cloudflare's SDKs
+        # read it as None); a missing key is 404 code 10009. Anything else answering
+        # 200 (a proxy's HTML page) is an error, not a present key.
+        response = self._send("GET", f"/metadata/{_quote(key)}")
+        if _missing(response):
+            return False
+        self._envelope(response)
+        return True
 
     def ttl(self, key: str) -> float | None:
         # The list API gives each key's expiration without its value; the key
@@ -335,7 +343,7 @@ class CloudflareKVDriver(Driver):
             if not pending:
                 return
             if attempt + 1 < _BULK_ROUNDS:
-                time.sleep(min(self.http.max_backoff, self.http.backoff * 2**attempt))
+                self.http.wait_before_retry(attempt)
         raise DriverError(
             f"Cloudflare KV at {self.http.host} kept reporting {len(pending):,} key(s) as "
             f"unsuccessful after {_BULK_ROUNDS} attempts (first: {pending[0][0]!r}); "

@@ -2,9 +2,10 @@
 
 One pooled :class:`requests.Session` per store, with connect and read
 timeouts, bounded retries with exponential backoff and jitter, ``Retry-After``
-honoured, and failures mapped to typed :class:`~hubkv.errors.DriverError`
-subclasses. Retries happen only for idempotent requests: a request that may
-have reached the server is never sent twice unless repeating it is harmless.
+honoured (seconds or an HTTP date), and failures mapped to typed
+:class:`~hubkv.errors.DriverError` subclasses. Retries happen only for
+idempotent requests: a request that may have reached the server is never sent
+twice unless repeating it is harmless.
 
 Secrets (tokens) live only in the session's headers; every message built
 here is scrubbed of them, and ``repr`` shows the host only.
@@ -219,10 +220,19 @@ class HTTPClient:
                     raise failure
             if not idempotent or attempt >= self.retries:
                 raise failure
-            if wait is None:
-                wait = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
-            time.sleep(wait)
+            self.wait_before_retry(attempt, wait)
             attempt += 1
+
+    def wait_before_retry(self, attempt: int, seconds: float | None = None) -> None:
+        """Sleep before retry number ``attempt + 1``: ``seconds`` (a ``Retry-After``) if given,
+        else exponential backoff with jitter (0.5x to 1.5x of ``backoff * 2**attempt``, capped
+        at ``max_backoff``), so that clients failing together don't retry together.
+
+        Drivers use it for their own retries too (Cloudflare's ``unsuccessful_keys``).
+        """
+        if seconds is None:
+            seconds = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
+        time.sleep(seconds)
 
     def error_for(self, response: requests.Response) -> DriverError:
         """The typed error for a failed ``response``, its message scrubbed of secrets."""
@@ -304,11 +314,24 @@ class HTTPClient:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta seconds only), if any."""
+    """Seconds asked by a ``Retry-After`` header, if any: delta seconds or an HTTP date.
+
+    A date is counted from now; one in the past is 0. Unparseable values are ignored.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    from datetime import datetime, timezone
+    from email.utils import parsedate_to_datetime  # ~15 ms to import: only when needed
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # TypeError from some Python versions
         return None
+    if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

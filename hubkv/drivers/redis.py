@@ -2,9 +2,11 @@
 
 One redis-py connection pool per store (thread-safe; a forked child opens its
 own connections), socket timeouts, and redis-py's retries with exponential
-backoff on connection errors (every command hubkv sends is safe to repeat,
-except that a repeated ``UNLINK`` may make ``clear()`` under-count). A batch
-is one round trip: ``MGET``, one ``UNLINK`` with many keys, or one
+backoff on connection errors for every command that is safe to repeat. The
+``UNLINK`` of ``clear()`` is not (a repeat would count 0 for the keys the first
+removed): it is sent once, on a pooled connection without redis-py's retries,
+and its error says it may or may not have been applied, as with ``upstash``.
+A batch is one round trip: ``MGET``, one ``UNLINK`` with many keys, or one
 ``MULTI``/``EXEC`` pipeline of ``SET`` commands.
 
 The keys, values and commands are those of :mod:`hubkv.drivers.redis_common`,
@@ -123,10 +125,15 @@ class RedisDriver(RedisCommandsDriver):
         self.client.connection_pool.disconnect()
 
     def send(self, commands: Sequence[Command], *, atomic: bool, idempotent: bool) -> list[Reply]:
-        """One round trip: the command itself, or a pipeline (``MULTI``/``EXEC`` if ``atomic``)."""
+        """One round trip: the command itself, or a pipeline (``MULTI``/``EXEC`` if ``atomic``).
+
+        Only single commands are ever sent as not ``idempotent`` (``clear()``'s ``UNLINK``).
+        """
         self.round_trips += 1
         try:
             if len(commands) == 1 and not atomic:
+                if not idempotent:
+                    return [self._once(commands[0])]
                 return [self.client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
             with self.client.pipeline(transaction=atomic) as pipe:
                 for command in commands:
@@ -134,9 +141,31 @@ class RedisDriver(RedisCommandsDriver):
                 replies: list[Any] = pipe.execute()
                 return replies
         except redis.RedisError as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, idempotent) from None
 
-    def _error(self, exc: redis.RedisError) -> DriverError:
+    def _once(self, command: Command) -> Reply:
+        """``command`` sent once: what ``execute_command`` does, without its retries.
+
+        redis-py retries inside ``execute_command`` with the connection's ``Retry``;
+        here a pooled connection sends and reads directly (connecting may still be
+        retried: nothing has been sent then). A failed connection is dropped, so
+        that no late reply is read as the next command's.
+        """
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command(*command)  # type: ignore[no-untyped-call]
+            reply: Reply = self.client.parse_response(connection, str(command[0]))  # type: ignore[no-untyped-call]
+            return reply
+        except redis.ResponseError:
+            raise  # the server answered: the connection is in step
+        except BaseException:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            raise
+        finally:
+            pool.release(connection)
+
+    def _error(self, exc: redis.RedisError, idempotent: bool = True) -> DriverError:
         where = f"redis at {self.url}"
         text = self._scrub(str(exc)) or type(exc).__name__
         if isinstance(exc, (redis.AuthenticationError, redis.exceptions.NoPermissionError)) or (
@@ -146,8 +175,13 @@ class RedisDriver(RedisCommandsDriver):
                 f"{where} refused the credentials ({text}); check the user and password in the URL"
             )
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            unsure = (
+                ""
+                if idempotent
+                else "; the write may or may not have been applied, check before repeating it"
+            )
             return UnavailableError(
-                f"{where} could not be reached or did not answer in time ({text}); "
+                f"{where} could not be reached or did not answer in time ({text}){unsure}; "
                 "check that the server runs and the URL, or retry later"
             )
         return DriverError(f"{where} answered with an error: {text}")

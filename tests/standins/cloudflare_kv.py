@@ -98,8 +98,7 @@ class CloudflareKV:
             [
                 node,
                 str(LAUNCHER),
-                "--token",
-                self.api_token,
+                f"--token={self.api_token}",  # one argument: a token may start with "-"
                 "--account",
                 self.account_id,
                 "--pool",

@@ -447,6 +447,13 @@ def test_set_many_of_items_that_are_not_pairs_writes_nothing(store: hubkv.KV, ba
     assert store.keys() == []
 
 
+def test_keys_that_look_like_numbers_in_batches(store: hubkv.KV) -> None:
+    keys = ["0", "42", "-1", "007", "1e3", "4294967294", "4294967295", "0.5"]
+    store.set_many({key: key for key in keys})
+    assert store.get_many(keys) == {key: key for key in keys}
+    assert store.keys() == sorted(keys)
+
+
 def test_large_batches(store: hubkv.KV) -> None:
     items = {f"bulk:{i:05d}": {"i": i} for i in range(1200)}
     store.set_many(items)

@@ -317,7 +317,16 @@ async function bulkGet(kv, body) {
     throw bindingError(error);
   }
   const values = {};
-  for (const key of keys) values[key] = found.get(key) ?? null;
+  for (const key of keys) {
+    let item = found.get(key);
+    if (item === undefined) {
+      // This runtime's bulk get drops keys that look like array indices ("0",
+      // "42"); the real API answers every key, so read those one by one.
+      item = withMetadata ? await kv.getWithMetadata(key, { type }) : await kv.get(key, { type });
+      if (withMetadata && item.value === null) item = null;
+    }
+    values[key] = item ?? null;
+  }
   return { values };
 }
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import reprlib
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -558,8 +559,8 @@ class KVCapability:
     def _set(self, args: dict[str, Any]) -> dict[str, Any]:
         key = self._key(args["key"])
         value = args["value"]
+        _check_json(value)  # first: it bounds the depth that encoding (for the size) recurses
         self._check_size(value, key, "write")
-        _check_json(value)
         self._view.set(key, value, ttl=args.get("ttl_seconds"))
         return {"key": key}
 
@@ -643,15 +644,15 @@ def _json_size(value: Any) -> int:
 
 def _check_json(value: Any) -> None:
     """Raise ``invalid_value`` unless ``value`` is made of JSON types only."""
-    pending: list[tuple[Any, int]] = [(value, 0)]
+    pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if depth > MAX_VALUE_DEPTH:
+        kind = type(item)
+        if depth > MAX_VALUE_DEPTH and (kind is dict or kind is list):
             raise _ToolError(
                 "invalid_value",
                 f"the value nests deeper than {MAX_VALUE_DEPTH} levels; flatten it",
             )
-        kind = type(item)
         if kind is dict:
             for name, member in item.items():
                 if type(name) is not str:
@@ -678,6 +679,12 @@ def _parse_arguments(spec: _Spec, arguments: object) -> dict[str, Any]:
         except (msgspec.DecodeError, UnicodeError) as exc:
             raise _ToolError(
                 "invalid_arguments", f"the arguments are not valid JSON: {exc}"
+            ) from None
+        except RecursionError:  # msgspec recurses once per level of nesting
+            raise _ToolError(
+                "invalid_arguments",
+                "the arguments nest too deeply to decode; values may nest at most "
+                f"{MAX_VALUE_DEPTH} levels: flatten them",
             ) from None
     if not isinstance(arguments, Mapping):
         raise _ToolError(
@@ -734,7 +741,20 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {_clip(value)}"
 
 
+class _Preview(reprlib.Repr):
+    """reprlib's repr, bounded in depth and length, also for ints too long to print."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:  # repr() of ints over 4300 digits raises
+            return f"<int of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_preview = _Preview()
+_preview.maxlevel = 3
+_preview.maxstring = _preview.maxlong = _preview.maxother = 60
+
+
 def _clip(value: object) -> str:
-    """``repr(value)``, cut to a length that is safe to echo back to a model."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:60] + "..."
+    """A short ``repr(value)``, safe to echo back to a model (and to compute, at any depth)."""
+    return _preview.repr(value)

@@ -13,6 +13,10 @@ Flask-Caching (``CACHE_OPTIONS`` are the store's ``driver`` and options, plus
     app.config["CACHE_TYPE"] = "hubkv.contrib.cachelib.KVCache"
     app.config["CACHE_OPTIONS"] = {"driver": "fs-lite", "path": "data/kv.sqlite3"}
 
+``CACHE_TYPE`` may also name a subclass of :class:`KVCache` anywhere
+(``"myapp.caching.AppCache"``): Flask-Caching then builds it with
+:meth:`KVCache.factory`, which also reads ``CACHE_KEY_PREFIX``.
+
 Flask-Session::
 
     app.config["SESSION_TYPE"] = "cachelib"
@@ -35,7 +39,8 @@ increments made at the same moment by two workers can lose one.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import sys
+from typing import Any, TypeVar
 
 from cachelib import BaseCache
 
@@ -45,8 +50,26 @@ from ._common import MISSING, PickledNamespace, shared_store
 
 __all__ = ["KVCache"]
 
+_Cache = TypeVar("_Cache")
 
-class KVCache(BaseCache):
+
+class _FlaskCachingAware(type):
+    """Routes Flask-Caching's ``cls(app, config, args, kwargs)`` call to ``cls.factory``.
+
+    Flask-Caching calls ``factory`` itself only on subclasses of its own
+    ``BaseCache``; any other ``CACHE_TYPE`` class (whose import path doesn't
+    contain "cachelib") it calls with those four arguments. Recognising the
+    call here keeps this module free of any Flask-Caching import.
+    """
+
+    def __call__(cls: type[_Cache], *args: Any, **kwargs: Any) -> _Cache:
+        flask = sys.modules.get("flask")
+        if len(args) == 4 and not kwargs and flask and isinstance(args[0], flask.Flask):
+            return cls.factory(*args)  # type: ignore[attr-defined, no-any-return]
+        return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+class KVCache(BaseCache, metaclass=_FlaskCachingAware):
     """A :class:`cachelib.BaseCache` whose entries are pickled under ``key_prefix`` in a store.
 
     ``driver`` and ``options`` name the store as for :class:`hubkv.KV`
@@ -66,6 +89,24 @@ class KVCache(BaseCache):
     ) -> None:
         super().__init__(default_timeout, ignore_delete_many_errors=ignore_delete_many_errors)
         self._entries = PickledNamespace(shared_store(driver, options), key_prefix)
+
+    @classmethod
+    def factory(
+        cls, app: Any, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> KVCache:
+        """Build the cache for Flask-Caching, as its own backends are built.
+
+        ``kwargs`` holds what Flask-Caching gathered: ``default_timeout``
+        (``CACHE_DEFAULT_TIMEOUT``), ``ignore_delete_many_errors``
+        (``CACHE_IGNORE_ERRORS``) and ``CACHE_OPTIONS`` (the store's ``driver``
+        and options); ``args`` is ``CACHE_ARGS``. ``CACHE_KEY_PREFIX`` becomes
+        ``key_prefix`` unless ``CACHE_OPTIONS`` names one (Flask-Caching
+        always sets it, to ``"flask_cache_"`` by default); an empty one is ignored.
+        """
+        options = dict(kwargs)
+        if config.get("CACHE_KEY_PREFIX"):
+            options.setdefault("key_prefix", config["CACHE_KEY_PREFIX"])
+        return cls(*args, **options)
 
     @property
     def store(self) -> KV:

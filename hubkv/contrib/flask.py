@@ -18,12 +18,15 @@ arguments of :func:`hubkv.configure`. Without it, hubkv resolves its store as
 usual (``HUBKV_*`` environment variables, ``[tool.hubkv]`` in
 ``pyproject.toml``, else fs-lite at ``.data/kv.sqlite3``).
 
-Lifecycle: the store is opened lazily, per thread and per process (so it is
-safe to create the app before gunicorn forks its workers), and closed when
-the process exits. It is *not* closed in ``teardown_appcontext``: Flask runs
+Lifecycle: nothing happens per request. The store is opened lazily, per
+thread and per process (so it is safe to create the app before gunicorn
+forks its workers). It is *not* closed in ``teardown_appcontext``: Flask runs
 that after every request, while other threads may still be using the store,
 and a closed store would just reopen its connections on the next request.
-Call :meth:`HubKV.close` to release connections earlier, e.g. in tests.
+The store ``HUBKV`` names is closed when the interpreter exits; without
+``HUBKV`` the app uses ``hubkv.kv``, which is left open until the process
+ends. Call :meth:`HubKV.close` to release connections earlier, e.g. at the
+end of a test or when an app factory's app is discarded.
 
 ``from hubkv import kv`` is one store per process: with several apps in one
 process, the last :meth:`~HubKV.init_app` wins. Use :data:`current_kv` (the

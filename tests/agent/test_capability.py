@@ -315,6 +315,68 @@ def test_mistakes_are_answers(store: hubkv.KV, name: Any, arguments: Any, kind: 
     json.dumps(result)
 
 
+@pytest.mark.parametrize(
+    ("opener", "inner", "closer"), [("[", "", "]"), ("[", "0", "]"), ('{"a":', "0", "}")]
+)
+def test_values_nest_at_most_64_levels(
+    store: hubkv.KV, opener: str, inner: str, closer: str
+) -> None:
+    kv = KVCapability(store, SCOPE, writable=True)
+    for depth, ok in [(63, True), (64, True), (65, False)]:
+        value = opener * depth + inner + closer * depth
+        assert kv.call("kv_set", '{"key": "v", "value": ' + value + "}")["ok"] is ok, depth
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 100_000])
+def test_deeply_nested_json_text_is_an_answer(store: hubkv.KV, depth: int) -> None:
+    kv = KVCapability(store, SCOPE, writable=True)
+    for opener, closer in [("[", "]"), ('{"a":', "}")]:
+        deep = opener * depth + "0" + closer * depth
+        for name, text in [
+            ("kv_set", '{"key": "d", "value": ' + deep + "}"),
+            ("kv_get", '{"key": ' + deep + "}"),
+            ("kv_get_many", '{"keys": ' + deep + "}"),
+            ("kv_list_keys", deep),
+        ]:
+            result = kv.call(name, text)
+            assert error_type(result) in {"invalid_arguments", "invalid_value"}, (name, depth)
+            if name == "kv_set":
+                assert "nest" in result["error"]["message"]
+    assert not store.has(SCOPE + "d")
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 100_000])
+def test_deeply_nested_decoded_arguments_are_answers(store: hubkv.KV, depth: int) -> None:
+    deep = _nested(depth)
+    kv = KVCapability(store, SCOPE, writable=True)
+    result = kv.call("kv_set", {"key": "d", "value": deep})
+    assert error_type(result) == "invalid_value"
+    assert "nests deeper than 64 levels" in result["error"]["message"]
+    for name, arguments in [
+        ("kv_get", {"key": deep}),
+        ("kv_get_many", {"keys": deep}),
+        ("kv_get_many", {"keys": ["profile", deep]}),
+        ("kv_list_keys", {"cursor": deep}),
+        ("kv_set", {"key": "d", "value": 1, "ttl_seconds": deep}),
+        ("kv_get", deep),
+    ]:
+        result = kv.call(name, arguments)
+        assert error_type(result) == "invalid_arguments", name
+        assert len(result["error"]["message"]) < 300
+    assert error_type(kv.call(deep, {})) == "unknown_tool"  # type: ignore[arg-type]
+    assert not store.has(SCOPE + "d")
+
+
+def test_unprintable_arguments_are_answers(store: hubkv.KV) -> None:
+    kv = KVCapability(store, SCOPE)
+    huge = 10**5000  # repr() refuses ints over 4300 digits
+    assert error_type(kv.call("kv_get", {"key": huge})) == "invalid_arguments"
+    assert error_type(kv.call("kv_get", {"key": "profile", huge: 1})) == "invalid_arguments"
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    assert error_type(kv.call("kv_get", {"key": cyclic})) == "invalid_arguments"
+
+
 def test_arguments_may_be_json_text(store: hubkv.KV) -> None:
     kv = KVCapability(store, SCOPE)
     assert kv.call("kv_get", '{"key": "prefs"}')["value"] == {"lang": "en"}

@@ -114,6 +114,11 @@ def test_writable_server_writes_under_the_scope(tmp_path: Path, store_path: Path
         assert answer(await client.call_tool("kv_delete", {"key": "prefs"}))["ok"]
         too_big = answer(await client.call_tool("kv_set", {"key": "big", "value": "x" * 1000}))
         assert too_big["error"]["type"] == "value_too_large"
+        deep: Any = 0
+        for _ in range(150):  # the SDK's own JSON parsing stops near 200 levels
+            deep = [deep]
+        too_deep = answer(await client.call_tool("kv_set", {"key": "deep", "value": deep}))
+        assert too_deep["error"]["type"] == "invalid_value"
         clear = answer(await client.call_tool("kv_clear", {"prefix": ""}))
         assert clear["error"]["type"] == "not_allowed"
 
@@ -121,6 +126,7 @@ def test_writable_server_writes_under_the_scope(tmp_path: Path, store_path: Path
     with hubkv.KV("fs-lite", path=str(store_path)) as store:
         assert store.get(SCOPE + "draft") == {"v": 1}
         assert not store.has(SCOPE + "prefs") and not store.has(SCOPE + "big")
+        assert not store.has(SCOPE + "deep")
         assert {key: store.get(key) for key in NEIGHBOURS} == {
             key: f"not yours: {why}" for key, why in NEIGHBOURS.items()
         }

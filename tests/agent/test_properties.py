@@ -4,7 +4,8 @@ Keys are built from traversal pieces (``..``, ``/``, ``\\``), prefixes and
 siblings of the scope, Unicode look-alikes (fullwidth dots and slashes, the
 two-dot leader, a fullwidth colon), invisible and control characters, lone
 surrogates and oversized text; arguments also take wrong types, JSON text,
-huge and deeply nested values and non-JSON Python objects.
+huge and deeply nested values (JSON text up to 5000 levels deep) and non-JSON
+Python objects.
 """
 
 from __future__ import annotations
@@ -164,10 +165,35 @@ SHAPED = {
 
 
 @st.composite
+def deep_json_text(draw: st.DrawFn) -> str:
+    """JSON text nesting up to 5000 levels: the arguments, or one argument, of a call.
+
+    Decoding fails past Python's recursion limit (1000, but Hypothesis raises
+    it to 2048 while a test runs); less deep text decodes into values nested
+    deeper than any check allows, which must still be answered (and described).
+    """
+    depth = draw(
+        st.integers(60, 70)
+        | st.integers(250, 300)
+        | st.integers(900, 1100)
+        | st.integers(2500, 5000)
+    )
+    opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+    deep = opener * depth + draw(st.sampled_from(["0", '"profile"', ""])) + closer * depth
+    if opener == "[" and draw(st.booleans()):
+        return deep  # the arguments themselves
+    argument = draw(argument_names)
+    return '{"key": "profile", ' + json.dumps(argument) + ": " + deep + "}"
+
+
+@st.composite
 def tool_calls(draw: st.DrawFn) -> tuple[Any, Any]:
     """Mostly real tool names with arguments of the right shape and hostile content."""
-    if draw(st.integers(0, 9)) >= 8:
+    roll = draw(st.integers(0, 9))
+    if roll >= 8:
         return draw(odd_names), draw(arguments)
+    if roll == 7:
+        return draw(st.sampled_from(TOOLS)), draw(deep_json_text())
     name = draw(st.sampled_from(TOOLS))
     if draw(st.integers(0, 9)) >= 7:
         return name, draw(arguments)
@@ -267,3 +293,23 @@ def test_pages_list_every_key_once_in_order(keys: set[str], limit: int) -> None:
         if cursor is None:
             break
     assert listed == sorted(accepted)
+
+
+@settings(max_examples=100, deadline=None)
+@given(mode=modes, name=st.sampled_from(TOOLS), text=deep_json_text())
+def test_deeply_nested_json_text_gets_an_answer(
+    mode: dict[str, bool], name: str, text: str
+) -> None:
+    store = hubkv.KV("memory")
+    fill(store)
+    kv = KVCapability(store, SCOPE, **mode)
+    result = kv.call(name, text)
+    check_answer(result)
+    if text.count("[") + text.count("{") > 250:  # no argument may nest that deep
+        assert result["error"]["type"] in {
+            "invalid_arguments",
+            "invalid_value",
+            "read_only",
+            "not_allowed",
+        }
+    assert store.keys(SCOPE) == sorted(SCOPE + key for key in INSIDE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from hubkv import kv
 from hubkv.contrib.flask import HubKV, current_kv
 
 from .conftest import load_example, run_in_threads
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_app(config: Any) -> Flask:
@@ -135,6 +139,51 @@ def test_close_releases_and_the_store_reopens(tmp_path: Path) -> None:
     kv.set("kept", True)
     extension.close()
     assert kv.get("kept") is True
+
+
+CLOSE_AT_EXIT = """
+from flask import Flask
+
+from hubkv import kv
+from hubkv.contrib.flask import HubKV
+from hubkv.drivers import register
+from hubkv.drivers.memory import MemoryDriver
+
+
+class Closing(MemoryDriver):
+    def close(self):
+        print("closed", flush=True)
+
+
+register("closing", Closing)
+app = Flask(__name__)
+app.config["HUBKV"] = {"driver": "closing"}
+HubKV(app)
+
+
+@app.get("/")
+def count():
+    kv.set("n", kv.get("n", 0) + 1)
+    return str(kv.get("n"))
+
+
+client = app.test_client()
+print(*(client.get("/").text for _ in range(3)), flush=True)
+print("exiting", flush=True)
+"""
+
+
+def test_the_store_is_closed_at_interpreter_exit_not_per_request() -> None:
+    """What the README's Flask "Lifecycle" paragraph promises."""
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSE_AT_EXIT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["1 2 3", "exiting", "closed"]
 
 
 # -- the example app ---------------------------------------------------------

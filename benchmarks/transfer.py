@@ -15,11 +15,21 @@ of them with a one-hour TTL):
 "peak RSS" is the phase's whole process (Python, hubkv, SQLite's page cache);
 "growth" is how much the peak rose while the phase ran.
 
+``--requests`` counts instead the HTTP requests that export, import and copy
+send to the remote drivers, on the test suite's local stand-ins (the Upstash
+REST stand-in over ``redis-server``, Cloudflare's workerd through
+miniflare: what the tests need). The store holds N keys (default 1,000)
+whose TTLs are all different (3,600 + i seconds): the case where grouping
+writes by TTL, or reading TTLs key by key, costs one request per key.
+Cloudflare allows 1,200 API requests per 5 minutes, so these counts decide
+whether a backup is minutes or hours.
+
 Examples::
 
     python -m benchmarks.transfer                   # 10,000 and 100,000 keys
     python -m benchmarks.transfer --keys 1000000    # one size
     python -m benchmarks.transfer --json transfer.json
+    python -m benchmarks.transfer --requests        # requests per phase, upstash and cloudflare
 
 Each phase checks its result (key count, sample values, TTLs) and the run
 exits 1 when one is wrong. Timings are for reading, not asserted anywhere.
@@ -183,10 +193,184 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+# -- requests sent to remote drivers ------------------------------------------
+
+
+#: Keys with distinct TTLs in the request count (override with --keys).
+REQUEST_KEYS = 1000
+
+
+def remote_ttl(i: int) -> int:
+    """Distinct whole seconds, all above Cloudflare's 60 s minimum."""
+    return 3600 + i
+
+
+def count_requests(count: int = REQUEST_KEYS) -> list[dict[str, Any]]:
+    """Requests per phase against the local Upstash and Cloudflare stand-ins.
+
+    Rows: ``phase``, ``source``/``target`` and the requests each side was sent
+    (``source_requests``, ``target_requests``), plus ``problems`` found when
+    checking the data that arrived.
+    """
+    import hubkv
+    from hubkv import tools
+    from tests.standins.cloudflare_kv import CloudflareKV
+    from tests.standins.redis_server import start_redis_server
+    from tests.standins.upstash_rest import UpstashRest
+
+    items = [(key(i), value(i), float(remote_ttl(i))) for i in range(count)]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hubkv-transfer-requests-") as folder:
+        redis_server = start_redis_server(Path(folder))
+        rest = UpstashRest(redis_server.port).start()
+        cloudflare = CloudflareKV().start()
+        bases = iter(range(1_000_000))
+
+        def upstash() -> hubkv.KV:
+            return hubkv.KV("upstash", url=rest.url, token=rest.token, base=f"b{next(bases)}")
+
+        def cloudflare_kv() -> hubkv.KV:
+            return hubkv.KV(
+                "cloudflare-kv-binding", **cloudflare.options(cloudflare.create_namespace())
+            )
+
+        makers = {"upstash": upstash, "cloudflare": cloudflare_kv}
+        try:
+            sources = {name: make() for name, make in makers.items()}
+            for store in sources.values():
+                store.set_many_with_ttls(items)  # untimed, uncounted
+            for name, source in sources.items():
+                # The sampled keys' expiry times in the source: the copies must keep them.
+                expiries = {
+                    sample: time.time() + (source.ttl(sample) or 0)
+                    for sample, _, _ in _samples(items)
+                }
+                file = Path(folder) / f"{name}.jsonl"
+                rows.append(
+                    _counted(
+                        "export",
+                        name,
+                        source,
+                        "file",
+                        None,
+                        count,
+                        lambda s=source, f=file: tools.export(s, f, progress=False),
+                    )
+                )
+                for other, make in makers.items():
+                    target = make()
+                    rows.append(
+                        _counted(
+                            "copy",
+                            name,
+                            source,
+                            other,
+                            target,
+                            count,
+                            lambda s=source, t=target: tools.copy(s, t, progress=False),
+                        )
+                    )
+                    rows[-1]["problems"] += _check_remote(target, items, expiries)
+                target = make()
+                # An import gives each key the TTL the file holds from the moment it is written.
+                exported = {
+                    r["key"]: r["ttl"] for r in map(json.loads, file.read_text().splitlines())
+                }
+                expiries = {sample: time.time() + exported[sample] for sample in expiries}
+                rows.append(
+                    _counted(
+                        "import",
+                        "file",
+                        None,
+                        name,
+                        target,
+                        count,
+                        lambda t=target, f=file: tools.import_file(t, f, progress=False),
+                    )
+                )
+                rows[-1]["problems"] += _check_remote(target, items, expiries)
+        finally:
+            cloudflare.stop()
+            rest.stop()
+            redis_server.stop()
+    return rows
+
+
+def _requests(store: Any) -> int:
+    return 0 if store is None else int(store.driver.http.requests_sent)
+
+
+def _counted(
+    phase: str,
+    source: str,
+    source_store: Any,
+    target: str,
+    target_store: Any,
+    count: int,
+    run: Any,
+) -> dict[str, Any]:
+    before = _requests(source_store), _requests(target_store)
+    started = time.perf_counter()
+    summary = run()
+    seconds = time.perf_counter() - started
+    problems = [] if summary.written == count and summary.ok else [f"{phase}: {summary}"]
+    return {
+        "phase": phase,
+        "source": source,
+        "target": target,
+        "keys": count,
+        "written": summary.written,
+        "seconds": seconds,
+        "source_requests": _requests(source_store) - before[0],
+        "target_requests": _requests(target_store) - before[1],
+        "problems": problems,
+    }
+
+
+def _check_remote(
+    store: Any, items: list[tuple[str, Any, float]], expiries: dict[str, float]
+) -> list[str]:
+    """What differs between ``store`` and ``items`` at a few keys (values; expiry times to 5 s)."""
+    problems = []
+    for name, expected, _ in _samples(items):
+        if store.get(name) != expected:
+            problems.append(f"{store.driver.describe()}: wrong value for {name}")
+        remaining, left = store.ttl(name), expiries[name] - time.time()
+        if remaining is None or abs(remaining - left) > 5:
+            problems.append(
+                f"{store.driver.describe()}: TTL {remaining} for {name}, {left:.0f} expected"
+            )
+    return problems
+
+
+def _samples(items: list[tuple[str, Any, float]]) -> list[tuple[str, Any, float]]:
+    return [items[0], items[len(items) // 2], items[-1]]
+
+
+def request_table(rows: list[dict[str, Any]]) -> str:
+    """The request counts as a Markdown table."""
+    lines = [
+        "| phase | from | to | keys | requests to the source | requests to the target | seconds |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['phase']} | {r['source']} | {r['target']} | {r['keys']:,} | "
+            f"{r['source_requests'] if r['source'] != 'file' else '-'} | "
+            f"{r['target_requests'] if r['target'] != 'file' else '-'} | {r['seconds']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.transfer", description=__doc__)
     parser.add_argument("--keys", type=int, action="append", help="store size (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--requests",
+        action="store_true",
+        help="count the requests sent to upstash and cloudflare (local stand-ins) instead",
+    )
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -195,6 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase:  # a child process: one phase, results as JSON on stdout
         print(json.dumps(run_phase(args.phase, args.source, args.file, args.target)))
         return 0
+
+    if args.requests:
+        rows = [row for count in args.keys or [REQUEST_KEYS] for row in count_requests(count)]
+        print(request_table(rows))
+        failed = [problem for row in rows for problem in row["problems"]]
+        for problem in failed:
+            print(f"CHECK FAILED: {problem}", file=sys.stderr)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        return 1 if failed else 0
 
     results = []
     for count in args.keys or DEFAULT_SIZES:

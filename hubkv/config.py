@@ -356,7 +356,8 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     if value is None and _allows_none(kind):
         return value
     if (kind is str or str in typing.get_args(kind)) and not isinstance(value, (str, os.PathLike)):
-        raise ConfigError(f"option {name} must be a string, got {value!r}")
+        # Not the value itself: it may be a token or a URL with a password in it.
+        raise ConfigError(f"option {name} must be a string, not {type(value).__name__}")
     target = _plain_type(kind)
     if target is None or target is str:
         return value

@@ -99,6 +99,29 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+def _split_triples(
+    triples: list[Any],
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[float | None, ...]] | None:
+    """``(keys, values, ttls)`` of ``(key, value, float or None)`` tuples with valid
+    TTLs and distinct keys, checked in bulk (the keys are checked by the caller);
+    ``None`` when anything else is there, for the caller to check one by one."""
+    if not triples or set(map(type, triples)) != {tuple} or set(map(len, triples)) != {3}:
+        return None
+    keys, values, ttls = zip(*triples, strict=True)
+    types = set(map(type, ttls))
+    if not types <= {float, type(None)}:
+        return None
+    real = [ttl for ttl in ttls if ttl is not None] if type(None) in types else ttls
+    # The sum is NaN when a TTL is, so min and max (which skip NaN) then see every TTL.
+    if real and not (math.isfinite(sum(real)) and min(real) > 0 and max(real) <= MAX_TTL):
+        return None
+    try:
+        distinct = len(set(keys)) == len(keys)
+    except TypeError:  # an unhashable key
+        return None
+    return (keys, values, ttls) if distinct else None
+
+
 def _check_text(text: str, what: str) -> None:
     if not isinstance(text, str):
         raise InvalidKeyError(f"a {what} must be a str, not {type(text).__name__}")
@@ -234,6 +257,40 @@ class KV:
         """Seconds until ``key`` expires, ``None`` if never; :class:`KeyError` if missing."""
         return self._driver.ttl(self._check(key))
 
+    def ttl_many(self, keys: Iterable[str]) -> dict[str, float | None]:
+        """:meth:`ttl` of the present keys among ``keys``, in the order asked (missing ones left out).
+
+        One request per batch on fs-lite, Upstash and Redis; on Cloudflare KV one
+        per key (its listing is where TTLs are: use :meth:`iter_ttls` for many).
+
+        >>> store = KV("memory")
+        >>> store.set_many({"a": 1, "b": 2})
+        >>> store.ttl_many(["b", "missing", "a"])
+        {'b': None, 'a': None}
+        """
+        wanted = self._distinct_keys(keys)
+        if not wanted:
+            return {}
+        found = self._driver.ttl_many(list(wanted.values()))
+        return {relative: found[full] for relative, full in wanted.items() if full in found}
+
+    def iter_ttls(self, prefix: str = "") -> Iterator[tuple[str, float | None]]:
+        """``(key, seconds left or None)`` for the keys starting with ``prefix``, streamed.
+
+        The keys of :meth:`iter_keys`, each with its :meth:`ttl`, read in batches
+        (from the listing itself on Cloudflare KV): what an export reads.
+
+        >>> store = KV("memory")
+        >>> store.set("session", "abc", ttl=60)
+        >>> [(key, round(ttl or 0)) for key, ttl in store.iter_ttls()]
+        [('session', 60)]
+        """
+        entries = self._driver.iter_ttls(self._full_prefix(prefix))
+        if self._prefix:
+            cut = len(self._prefix)
+            return ((key[cut:], ttl) for key, ttl in entries if len(key) > cut)
+        return entries
+
     def get_many(self, keys: Iterable[str], *, type: Any = None) -> dict[str, Any]:
         """Values of the present keys among ``keys``, in the order asked.
 
@@ -281,6 +338,53 @@ class KV:
         seconds = None if ttl is None else validate_ttl(ttl)
         if rows:
             self._driver.set_many(rows, seconds)
+
+    def set_many_with_ttls(self, entries: Iterable[tuple[str, Any, float | None]]) -> None:
+        """Store every ``(key, value, ttl)``, each for its own ``ttl`` seconds (``None``: forever).
+
+        Validated as a whole before the first write, like :meth:`set_many`; a
+        key given twice keeps its last value and TTL. One request per batch on
+        every built-in driver, however the TTLs differ.
+
+        >>> store = KV("memory")
+        >>> store.set_many_with_ttls([("a", 1, None), ("b", 2, 3600)])
+        >>> store.ttl("a"), round(store.ttl("b") or 0)
+        (None, 3600)
+        """
+        if self._read_only:
+            raise self._read_only_error()
+        if isinstance(entries, (str, Mapping)):
+            raise InvalidKeyError("set_many_with_ttls takes (key, value, ttl) triples")
+        triples = entries if type(entries) is list else list(entries)
+        split = _split_triples(triples)
+        if split is not None:  # the usual case (a batch of an import or a copy), in bulk
+            keys, values, ttls = split
+            encoded = self._encode_plain(list(keys), list(values))
+            if encoded is not None:
+                self._driver.set_many_with_ttls(list(zip(keys, encoded, ttls, strict=True)))
+                return
+        # One by one, raising what the first bad entry has wrong.
+        by_key: dict[str, tuple[Any, float | None]] = {}
+        for entry in triples:
+            try:
+                if isinstance(entry, (str, bytes)):
+                    raise TypeError
+                key, value, ttl = entry
+            except (TypeError, ValueError):
+                raise InvalidKeyError(
+                    f"set_many_with_ttls takes (key, value, ttl) triples, got the item {entry!r:.80}"
+                ) from None
+            if not isinstance(key, str):
+                self._check(key)  # raises: a key must be a str
+            by_key[key] = (value, None if ttl is None else validate_ttl(ttl))  # the last wins
+        rows = self._encode_items({key: value for key, (value, _) in by_key.items()})
+        if rows:  # in the order of by_key
+            self._driver.set_many_with_ttls(
+                [
+                    (key, data, ttl)
+                    for (key, data), (_, ttl) in zip(rows, by_key.values(), strict=True)
+                ]
+            )
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
@@ -403,6 +507,8 @@ class KV:
         self.delete(key)
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_driver"):  # __init__ failed (a traceback shows its locals)
+            return "<KV (not configured)>"
         parts = [self._driver.describe()]
         if self._prefix:
             parts.append(f"prefix={self._prefix!r}")
@@ -440,13 +546,9 @@ class KV:
         """
         if isinstance(items, Mapping) and not self._prefix:
             keys = list(items)
-            if _plain_keys(keys):
-                try:
-                    values = codec.encode_many(list(items.values()))
-                except SerializationError:
-                    values = []  # the loop below raises the first error in order
-                if values and max(map(len, values)) <= self._max_value_bytes:
-                    return list(zip(keys, values, strict=True))
+            plain = self._encode_plain(keys, list(items.values()))
+            if plain is not None:
+                return list(zip(keys, plain, strict=True))
         pairs = items.items() if isinstance(items, Mapping) else items
         encoded: dict[str, bytes] = {}
         for pair in pairs:
@@ -459,6 +561,20 @@ class KV:
             full = self._check(key)
             encoded[full] = self._encode(value, full)
         return list(encoded.items())
+
+    def _encode_plain(self, keys: list[Any], values: list[Any]) -> list[bytes] | None:
+        """The encoded ``values`` when this is a whole store, every key is plain (see
+        :func:`_plain_keys`) and every value encodes within the size limit, checked
+        in bulk; ``None`` otherwise (checking pair by pair then raises the first error)."""
+        if self._prefix or not _plain_keys(keys):
+            return None
+        try:
+            encoded = codec.encode_many(values)
+        except SerializationError:
+            return None
+        if encoded and max(map(len, encoded)) <= self._max_value_bytes:
+            return encoded
+        return None
 
     def _encode(self, value: Any, key: str) -> bytes:
         data = codec.encode(value)

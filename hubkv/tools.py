@@ -44,9 +44,13 @@ Guarantees:
   so running the same command again after an interruption ends with the same
   data as an uninterrupted run, with no key lost or duplicated
   (``skip_existing=True`` makes the re-run skip what already arrived).
-- Remaining TTLs are preserved, rounded to whole seconds (at least 1) so
-  that keys expiring in the same second are written in one batch; that is the
-  resolution of Redis ``EX`` and Cloudflare KV anyway.
+- Remaining TTLs are preserved (to the millisecond where the target keeps
+  them; Cloudflare KV keeps whole seconds, at least 60), counted down from
+  the moment each TTL was read to the moment its key is written.
+- Few requests: a batch costs one TTL read (``KV.iter_ttls``: from the key
+  listing itself on Cloudflare KV, one pipeline or query elsewhere), one
+  ``get_many`` and one ``set_many_with_ttls``, however different the TTLs;
+  never one request per key.
 - A progress bar (done/total, rate, ETA) is drawn on stderr when it is a
   terminal, or with ``progress=True``.
 """
@@ -63,7 +67,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -108,6 +112,7 @@ FileLike: TypeAlias = "str | os.PathLike[str] | IO[Any]"
 Rewrite: TypeAlias = "tuple[str, str]"
 
 _MISSING = object()
+_T = TypeVar("_T")
 _VERBS = {"export": "exported", "import": "imported", "copy": "copied"}
 
 
@@ -121,7 +126,16 @@ class Summary:
     - ``expired``: records not moved because they expired (or were deleted)
       before they could be read or written;
     - ``failed``: records the target refused (e.g. a value over its
-      ``max_value_bytes``); ``errors`` says why, for the first 20.
+      ``max_value_bytes``), or that the source listed and still has but
+      could not read; ``errors`` says why, for the first 20.
+
+    A key the source lists twice (Redis ``SCAN`` can, rarely, when the
+    database is resized during the scan) is read and written twice and
+    counted twice (the second time as ``skipped`` with ``skip_existing``):
+    the second write puts the same value again, and an import of an export
+    keeps a key's last record, so the data is the same as with one listing.
+    Remembering every key to hide the repeat would hold the whole store in
+    memory.
 
     >>> print(Summary("copy", written=1200, skipped=3, seconds=1.5))
     copied 1,200 keys, skipped 3 existing in 1.5s (800 keys/s)
@@ -376,40 +390,90 @@ def _read_batches(
 ) -> Iterator[list[tuple[str, Any, float | None]]]:
     """Live ``(key, value, remaining ttl)`` records under ``prefix``, batch by batch.
 
-    Keys that vanish between listing and reading count as expired.
+    Keys and TTLs come from ``iter_ttls`` (batched by the driver), values from
+    one ``get_many`` per batch. A listed key that ``get_many`` doesn't return is
+    checked with ``has``: gone means it expired (or was deleted) meanwhile;
+    still there, it is read alone, and counted as failed, with a note, if that
+    finds nothing either; never dropped without a count.
     """
-    for keys in _batched(store.iter_keys(prefix), batch_size):
+    for listed in _batched(store.iter_ttls(prefix), batch_size):
+        listed_at = time.monotonic()
+        ttls = dict(listed)  # a key listed twice in one batch is read once
+        keys = list(ttls)
+        unreadable: set[str] = set()
         try:
             values = store.get_many(keys)
         except SerializationError:  # a value nobody can read: the others still move
-            values = _readable_values(store, keys, summary)
+            values = _readable_values(store, keys, summary, unreadable)
         batch = []
         for key in keys:
-            if key not in values:
+            if key in unreadable:
+                continue
+            ttl = ttls[key]
+            value = values.get(key, _MISSING)
+            if value is _MISSING:
+                value = _read_missing(store, key, ttl, listed_at, summary)
+                if value is _MISSING:
+                    continue
+            remaining = _remaining(ttl, listed_at)
+            if remaining is not None and remaining <= 0:
                 summary.expired += 1
                 continue
-            try:
-                ttl = store.ttl(key)
-            except KeyError:
-                summary.expired += 1
-                continue
-            if ttl is not None and ttl <= 0:
-                summary.expired += 1
-                continue
-            batch.append((key, values[key], ttl))
+            batch.append((key, value, remaining))
         yield batch
         if bar is not None:
-            bar.update(len(keys))
+            bar.update(len(listed))
 
 
-def _readable_values(store: KV, keys: list[str], summary: Summary) -> dict[str, Any]:
-    """The values of ``keys`` read one by one; each unreadable one is noted as failed."""
+def _read_missing(
+    store: KV, key: str, ttl: float | None, listed_at: float, summary: Summary
+) -> Any:
+    """The value of a listed key that a batch read did not return, or ``_MISSING``.
+
+    A key the store no longer has (or whose TTL ran out meanwhile) counts as
+    expired. One it still has is read alone (a bulk read can skip keys, an
+    eventually consistent store can lag); when that too finds nothing, the
+    key counts as failed, with a note: a key the store has is never dropped
+    silently.
+    """
+    remaining = _remaining(ttl, listed_at)
+    if (remaining is not None and remaining <= 0) or not store.has(key):
+        summary.expired += 1
+        return _MISSING
+    try:
+        value = store.get(key, _MISSING)
+    except SerializationError as exc:
+        summary._note(f"{key!r}: {exc}")
+        return _MISSING
+    if value is _MISSING:
+        remaining = _remaining(ttl, listed_at)
+        if remaining is not None and remaining <= 0:
+            summary.expired += 1
+        else:
+            summary._note(
+                f"{key!r}: listed and reported present, but reading it returned nothing "
+                "(a store still propagating a write?); run the same command again"
+            )
+    return value
+
+
+def _remaining(ttl: float | None, read_at: float) -> float | None:
+    """Seconds left now of a TTL that was ``ttl`` at ``read_at`` (``time.monotonic()``)."""
+    return None if ttl is None else ttl - (time.monotonic() - read_at)
+
+
+def _readable_values(
+    store: KV, keys: list[str], summary: Summary, unreadable: set[str]
+) -> dict[str, Any]:
+    """The values of ``keys`` read one by one; each unreadable one is noted as failed
+    (and added to ``unreadable``)."""
     values = {}
     for key in keys:
         try:
             value = store.get(key, _MISSING)
         except SerializationError as exc:
             summary._note(f"{key!r}: {exc}")
+            unreadable.add(key)
             continue
         if value is not _MISSING:
             values[key] = value
@@ -420,7 +484,7 @@ def _count(store: KV, prefix: str) -> int:
     return sum(1 for _ in store.iter_keys(prefix))
 
 
-def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
@@ -430,11 +494,12 @@ def _batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class _Writer:
-    """Buffers records and writes them in batches of equal TTL.
+    """Buffers records and writes each batch in one ``set_many_with_ttls``, whatever its TTLs.
 
-    Counts every record in ``summary``. A batch the target refuses as bad
-    input is retried key by key, so one bad value fails alone; a failing
-    store (:class:`DriverError`) stops the job.
+    Counts every record in ``summary``. A TTL counts down from the moment the
+    record is added: what is left of it at the write is what the key gets. A
+    batch the target refuses as bad input is retried key by key, so one bad
+    value fails alone; a failing store (:class:`DriverError`) stops the job.
     """
 
     def __init__(
@@ -452,6 +517,7 @@ class _Writer:
         self._skip_existing = skip_existing
         self._dry_run = dry_run
         self._batch_size = batch_size
+        # key -> (value, when its TTL runs out in time.monotonic(), or None)
         self._pending: dict[str, tuple[Any, float | None]] = {}
 
     def add(self, key: str, value: Any, ttl: float | None) -> None:
@@ -462,7 +528,7 @@ class _Writer:
         key = self._rename(key)
         if key in self._pending:  # keep file order: the later record must win
             self.flush()
-        self._pending[key] = (value, ttl)
+        self._pending[key] = (value, None if ttl is None else time.monotonic() + ttl)
         if len(self._pending) >= self._batch_size:
             self.flush()
 
@@ -473,25 +539,30 @@ class _Writer:
             for key in self._target.get_many(pending):
                 del pending[key]
                 self._summary.skipped += 1
-        groups: dict[float | None, dict[str, Any]] = {}
-        for key, (value, ttl) in pending.items():
-            groups.setdefault(_whole_seconds(ttl), {})[key] = value
-        for ttl, items in groups.items():
-            if self._dry_run:
-                self._summary.written += len(items)
-            else:
-                self._write(items, ttl)
+        now = time.monotonic()
+        entries = []
+        for key, (value, deadline) in pending.items():
+            if deadline is not None and deadline <= now:
+                self._summary.expired += 1
+                continue
+            entries.append((key, value, None if deadline is None else _clamped(deadline - now)))
+        if not entries:
+            return
+        if self._dry_run:
+            self._summary.written += len(entries)
+        else:
+            self._write(entries)
 
-    def _write(self, items: dict[str, Any], ttl: float | None) -> None:
+    def _write(self, entries: list[tuple[str, Any, float | None]]) -> None:
         try:
-            self._target.set_many(items, ttl=ttl)
+            self._target.set_many_with_ttls(entries)
         except KVError as exc:
             if not _refused(exc):
                 raise
         else:
-            self._summary.written += len(items)
+            self._summary.written += len(entries)
             return
-        for key, value in items.items():
+        for key, value, ttl in entries:
             try:
                 self._target.set(key, value, ttl=ttl)
             except KVError as exc:
@@ -509,8 +580,10 @@ def _refused(error: KVError) -> bool:
     return isinstance(error, RequestTooLargeError) or not isinstance(error, DriverError)
 
 
-def _whole_seconds(ttl: float | None) -> float | None:
-    return None if ttl is None else float(min(max(round(ttl), 1), MAX_TTL))
+def _clamped(ttl: float) -> float:
+    """A remaining TTL as a write takes it: at most ten years (a longer one, set by
+    another client, keeps the ten years; hubkv refuses more)."""
+    return min(ttl, MAX_TTL)
 
 
 def _rounded(ttl: float | None) -> float | None:

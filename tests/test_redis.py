@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +141,194 @@ def test_plaintext_to_another_host_is_refused_unless_allowed(url: str) -> None:
     RedisDriver(url=url.replace("redis://", "rediss://"))
     for local in ("redis://127.0.0.1:6379", "redis://localhost", "redis://[::1]:6379"):
         RedisDriver(url=local)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://cache.localhost", "redis://localhost.localdomain", "redis://127.0.0.1.nip.io"],
+)
+def test_names_that_dns_resolves_are_not_loopback(url: str) -> None:
+    """glibc sends *.localhost to DNS: it may be another host."""
+    with pytest.raises(ConfigError, match="rediss://"):
+        RedisDriver(url=url)
+
+
+# -- TLS and the URL's query options ------------------------------------------------
+
+PASSWORD = "pw-" + uuid.uuid4().hex
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ssl_cert_reqs=none",
+        "ssl_check_hostname=false",
+        "ssl_check_hostname=0",
+        "ssl_check_hostname=No",
+        "ssl_ca_certs=/etc/ssl/certs/ca-certificates.crt&ssl_cert_reqs=none",
+        "ssl_cert_reqs=required&ssl_cert_reqs=none",
+        f"password={PASSWORD}&ssl_cert_reqs=none",
+    ],
+)
+@pytest.mark.parametrize("source", ["option", "REDIS_URL", "KV_URL"])
+def test_turning_tls_verification_off_is_refused(
+    query: str, source: str, clean_env: pytest.MonkeyPatch
+) -> None:
+    url = f"rediss://default:{PASSWORD}@cache.example.com:6380/0?{query}"
+    if source != "option":
+        clean_env.setenv(source, url)
+    with pytest.raises(ConfigError, match="turns TLS certificate verification off") as info:
+        hubkv.KV("redis", **({"url": url} if source == "option" else {}))
+    said = everything_said(info.value)
+    assert "ssl_ca_certs=/path/to/ca.pem" in said and "allow_unverified_tls=True" in said
+    assert PASSWORD not in said
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ssl_cert_reqs=required&ssl_check_hostname=true",
+        "ssl_cert_reqs=optional",  # a client verifies the same as with required
+        "ssl_ca_certs=/etc/ssl/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_password=x",
+        "ssl_min_version=3&ssl_exclude_verify_flags=VERIFY_X509_STRICT",
+        "ssl_check_hostname=",  # blank: ignored by redis-py, so verification stays on
+    ],
+)
+def test_tls_options_that_keep_verification_on_are_accepted(query: str) -> None:
+    RedisDriver(url=f"rediss://default:{PASSWORD}@cache.example.com:6380/0?{query}")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://127.0.0.1:{port}/0?bogus=1", "'bogus' is not supported"),
+        ("redis://127.0.0.1:{port}/0?decode_responses=true", "not supported"),
+        ("redis://127.0.0.1:{port}/0?ssl_ca_certs=/tmp/ca.pem", "TLS options need rediss://"),
+        ("unix:///tmp/redis.sock?socket_keepalive=true", "not supported"),
+        ("redis://127.0.0.1:{port}/0?socket_timeout=1e12", "use the timeout option"),
+        ("redis://127.0.0.1:{port}/0?max_connections=0", "use the max_connections option"),
+        ("rediss://127.0.0.1:{port}/0?ssl_cert_reqs=NONE", "required .*or optional"),
+        ("redis://127.0.0.1:{port}/0?db=x", "invalid redis url"),
+        ("redis://[::1/0", "invalid redis url"),
+    ],
+)
+def test_url_query_options_hubkv_does_not_pass_on_are_config_errors(
+    redis_server: RedisServer, url: str, message: str
+) -> None:
+    """Once a bare TypeError (or RedisError) at the first command; now refused up front."""
+    with pytest.raises(ConfigError, match=message):
+        hubkv.KV("redis", url=url.format(port=redis_server.port) + f"&password={PASSWORD}")
+
+
+def test_url_query_options_hubkv_passes_on_work(redis_server: RedisServer, base: str) -> None:
+    store = hubkv.KV(
+        "redis",
+        url=f"redis://127.0.0.1:{redis_server.port}/0?db=5&client_name=hubkv-test"
+        "&health_check_interval=30&socket_keepalive=true",
+        base=base,
+    )
+    store.set("k", 1)
+    assert redis_server.client(db=5).get(f"{base}:k") == b"1"
+    store.clear()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://cache.example.com/0?password={PASSWORD}",  # plain text to another host
+        f"redis://cache.example.com/0?password={PASSWORD.replace('-', '%2D')}",
+        f"rediss://cache.example.com/0?ssl_password={PASSWORD}&ssl_cert_reqs=none",
+        f"rediss://cache.example.com/0?password={PASSWORD}&nope=1",
+        f"http://ada:{PASSWORD}@cache.example.com/0?password={PASSWORD}",
+    ],
+)
+def test_a_password_in_the_query_never_shows(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RedisDriver(url=url)
+    assert PASSWORD not in everything_said(info.value)
+
+
+def test_a_password_in_the_query_never_shows_when_unreachable(base: str) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0?password={PASSWORD}"
+    store = hubkv.KV("redis", url=url, base=base, retries=0, timeout=1)
+    with pytest.raises(UnavailableError) as info:
+        store.get("k")
+    assert PASSWORD not in everything_said(info.value) + repr(store) + store.driver.describe()
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """(port, CA file): a redis-server speaking only TLS on 127.0.0.1, with a self-signed
+    certificate for 127.0.0.1 that this machine does not trust."""
+    folder = tmp_path_factory.mktemp("tls-redis")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed"
+    process = subprocess.Popen(
+        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
+        + ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+        + ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+        + ["--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert process.poll() is None and time.monotonic() < deadline, "no TLS redis-server"
+            time.sleep(0.05)
+        yield port, cert
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_tls_to_a_private_ca_works_with_ssl_ca_certs(
+    tls_redis: tuple[int, Path], base: str
+) -> None:
+    """The way the refusal points to: trust the CA; verification stays on."""
+    port, ca = tls_redis
+    untrusted = hubkv.KV("redis", url=f"rediss://127.0.0.1:{port}/0", base=base, retries=0)
+    with pytest.raises(UnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusted.get("k")
+    trusted = hubkv.KV("redis", url=f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}", base=base)
+    trusted.set("k", {"tls": True})
+    assert trusted.get("k") == {"tls": True}
+    trusted.clear()
+    for store in (untrusted, trusted):
+        store.close()
+
+
+def test_allow_unverified_tls_is_explicit_and_logged(
+    tls_redis: tuple[int, Path], base: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port, _ = tls_redis
+    url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none"
+    with pytest.raises(ConfigError, match="allow_unverified_tls=True"):
+        hubkv.KV("redis", url=url, base=base)
+    with caplog.at_level(logging.WARNING, logger="hubkv"):
+        store = hubkv.KV("redis", url=url, base=base, allow_unverified_tls=True)
+    assert "turns TLS certificate verification off (ssl_cert_reqs=none)" in caplog.text
+    assert "can be intercepted" in caplog.text
+    store.set("k", 1)  # the self-signed certificate is accepted, as asked
+    assert store.get("k") == 1
+    store.clear()
+    store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hubkv"):  # nothing turned off: no warning
+        hubkv.KV("redis", url=f"rediss://127.0.0.1:{port}/0", allow_unverified_tls=True).close()
+    assert caplog.text == ""
 
 
 @pytest.mark.parametrize(

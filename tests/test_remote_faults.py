@@ -7,11 +7,17 @@ error or in a successful retry, nothing is half-written, and a request that
 may have been applied is never repeated unless repeating it is harmless.
 
 Backoff waits are recorded (and shortened) instead of slept: these tests
-check which waits were asked for, never how long anything took.
+check which waits were asked for, never how long anything took - except the
+deadline tests, which sleep for real and measure how long a call lasted
+against a server trickling its answer.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import threading
+import time
 import types
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +35,7 @@ from hubkv import (
     UnavailableError,
 )
 from hubkv.drivers import http as http_module
+from hubkv.drivers.http import HTTPClient
 from hubkv.drivers.upstash import UpstashDriver
 from tests.standins.faulty_http import (
     FaultyHTTP,
@@ -38,6 +45,7 @@ from tests.standins.faulty_http import (
     Reset,
     ResetMidBody,
     Slow,
+    Trickle,
     everything_said,
     html_page,
     invalid_json,
@@ -66,17 +74,43 @@ def proxy(faulty_http: Callable[..., FaultyHTTP], upstash_rest: UpstashRest) -> 
 
 
 @pytest.fixture
-def store(proxy: FaultyHTTP, upstash_rest: UpstashRest) -> Iterator[hubkv.KV]:
-    kv = hubkv.KV(
-        "upstash",
-        url=proxy.url,
-        token=upstash_rest.token,
-        base=f"f{uuid.uuid4().hex[:12]}",
-        timeout=TIMEOUT,
-        retries=RETRIES,
-    )
-    yield kv
-    kv.close()
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backoff waits the HTTP client asks for, slept for real."""
+    asked: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(http_module, "time", types.SimpleNamespace(sleep=sleep))
+    return asked
+
+
+@pytest.fixture
+def make_store(proxy: FaultyHTTP, upstash_rest: UpstashRest) -> Iterator[Callable[..., hubkv.KV]]:
+    """``make_store(**options)``: an upstash store through the proxy, TIMEOUT and RETRIES
+    unless ``options`` say otherwise; closed after the test."""
+    stores: list[hubkv.KV] = []
+
+    def make(**options: float) -> hubkv.KV:
+        kv = hubkv.KV(
+            "upstash",
+            url=proxy.url,
+            token=upstash_rest.token,
+            base=f"f{uuid.uuid4().hex[:12]}",
+            **{"timeout": TIMEOUT, "retries": RETRIES, **options},
+        )
+        stores.append(kv)
+        return kv
+
+    yield make
+    for kv in stores:
+        kv.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., hubkv.KV]) -> hubkv.KV:
+    return make_store()
 
 
 def sent(store: hubkv.KV) -> int:
@@ -127,6 +161,181 @@ def test_a_clear_that_times_out_is_not_repeated(
     assert store.keys() == ["a", "b"]  # the hung request never reached the database
 
 
+# -- deadlines: a server trickling its answer -------------------------------------
+#
+# Each byte comes well within the read timeout, so only a deadline ends these calls.
+# The calls run in a thread with a hard limit, so that a missing deadline fails the
+# test instead of hanging it.
+
+TRICKLE = 0.05  # seconds between bytes
+
+
+def timed(call: Callable[[], object], limit: float = 15.0) -> tuple[BaseException | None, float]:
+    """(what ``call`` raised, how long it took); fails if it is still running after ``limit`` s."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert outcome, f"the call was still running after {limit} s: no deadline"
+    return outcome[0], time.monotonic() - started
+
+
+def check_bounded(store: hubkv.KV, elapsed: float, slept: list[float], attempts: int) -> None:
+    """Each attempt ended at its deadline (TIMEOUT), the call by its own deadline."""
+    http = store.driver.http  # type: ignore[attr-defined]
+    assert http.call_timeout == pytest.approx(TIMEOUT * (RETRIES + 1) + 1.5 * 0.25 * 3)
+    assert elapsed < http.call_timeout + 0.5  # slack for a busy machine
+    assert len(slept) == attempts - 1
+    per_attempt = (elapsed - sum(slept)) / attempts
+    assert TIMEOUT * 0.9 <= per_attempt < TIMEOUT + 0.25
+
+
+def test_a_trickled_answer_is_cut_at_each_attempts_deadline(
+    store: hubkv.KV, proxy: FaultyHTTP, upstash_rest: UpstashRest, slept: list[float]
+) -> None:
+    """The real answer, a byte every 50 ms: ~10 s each, ~30 s in all without deadlines."""
+    store.set("k", "v")
+    proxy.script(*[Trickle(TRICKLE, then=Forward()) for _ in range(RETRIES + 1)])
+    error, elapsed = timed(lambda: store.get("k"))
+    assert isinstance(error, UnavailableError), error
+    said = check(error, upstash_rest)
+    assert f"timed out: no complete answer within 0.3 s (timeout={TIMEOUT:g})" in said
+    assert f"after {RETRIES + 1} attempt(s)" in said and "larger timeout" in said
+    assert sent(store) == RETRIES + 2
+    check_bounded(store, elapsed, slept, RETRIES + 1)
+    assert store.get("k") == "v"  # the cut connections were dropped, not reused
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["endless body", "endless headers"])
+def test_an_endless_trickle_ends_at_the_deadline(
+    store: hubkv.KV, proxy: FaultyHTTP, slept: list[float], headers: bool
+) -> None:
+    proxy.script(*[Trickle(TRICKLE, headers=headers) for _ in range(RETRIES + 1)])
+    error, elapsed = timed(lambda: store.get("k"))
+    assert isinstance(error, UnavailableError) and "timed out" in str(error), error
+    assert [seen.action for seen in proxy.seen] == ["Trickle"] * (RETRIES + 1)
+    check_bounded(store, elapsed, slept, RETRIES + 1)
+    store.set("k", 1)
+    assert store.get("k") == 1
+
+
+def test_a_slow_but_steady_answer_within_the_timeout_is_read(
+    make_store: Callable[..., hubkv.KV], proxy: FaultyHTTP
+) -> None:
+    store = make_store(timeout=5.0)
+    store.set("k", {"v": "x" * 50})
+    proxy.script(Trickle(0.002, then=Forward()))  # ~300 bytes: about 0.7 s
+    error, elapsed = timed(lambda: store.get("k"))
+    assert error is None and elapsed > 0.3
+    assert store.get("k") == {"v": "x" * 50}
+    assert [seen.action for seen in proxy.seen][-2:] == ["Trickle", "Forward"]
+
+
+def test_a_trickled_clear_is_cut_and_not_repeated(
+    store: hubkv.KV, proxy: FaultyHTTP, upstash_rest: UpstashRest, slept: list[float]
+) -> None:
+    store.set_many({"a": 1, "b": 2})
+    proxy.script(Forward(), Trickle(TRICKLE))  # SCAN answers, UNLINK trickles forever
+    error, elapsed = timed(store.clear)
+    assert isinstance(error, UnavailableError), error
+    said = check(error, upstash_rest)
+    assert "timed out" in said and "not retried: the write may or may not have been applied" in said
+    assert [seen.action for seen in proxy.seen][-2:] == ["Forward", "Trickle"]
+    assert slept == [] and TIMEOUT * 0.9 <= elapsed < TIMEOUT + 0.5
+    assert store.keys() == ["a", "b"]  # the trickling proxy never passed the UNLINK on
+
+
+def test_a_retry_after_past_the_calls_deadline_is_not_waited_for(
+    store: hubkv.KV, proxy: FaultyHTTP, waits: list[float]
+) -> None:
+    """5 s is within max_retry_after (30 s), but not within this call's 2 s."""
+    proxy.script(rate_limited(retry_after=5))
+    with pytest.raises(RateLimitedError, match=r"not retried after 1 attempt.*2\.025 s deadline"):
+        store.get("k")
+    assert waits == [] and sent(store) == 1
+
+
+def test_waits_between_attempts_count_against_the_calls_deadline(
+    store: hubkv.KV, proxy: FaultyHTTP, slept: list[float]
+) -> None:
+    """Two 1.2 s Retry-After waits fit one by one, not together: the call stops after
+    the first, within its deadline."""
+    proxy.script(*[rate_limited(retry_after=1.2) for _ in range(RETRIES + 1)])
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError, match="deadline") as info:
+        store.get("k")
+    elapsed = time.monotonic() - started
+    assert info.value.retry_after == 1.2
+    assert slept == [1.2] and sent(store) == 2
+    assert elapsed < store.driver.http.call_timeout  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(certificate, key) for 127.0.0.1, self-signed."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["endless body", "endless headers"])
+def test_a_trickle_over_tls_is_cut_too(
+    faulty_http: Callable[..., FaultyHTTP], certificate: tuple[str, str], headers: bool
+) -> None:
+    """The deadline shuts a TLS socket down as well, mid-headers or mid-body."""
+    server = faulty_http(tls=certificate)
+    client = HTTPClient(
+        server.url, service="TLS", headers={}, secrets=[], timeout=TIMEOUT, retries=1,
+        verify=certificate[0],
+    )  # fmt: skip
+    server.script(Reply(200, {"ok": 1}), *[Trickle(TRICKLE, headers=headers)] * 2)
+    assert client.request("GET", "/", idempotent=True).json() == {"ok": 1}
+    error, elapsed = timed(lambda: client.request("GET", "/", idempotent=True))
+    assert isinstance(error, UnavailableError) and "timed out" in str(error), error
+    assert elapsed < client.call_timeout + 0.5
+    server.script(Reply(200, {"ok": 2}))
+    assert client.request("GET", "/", idempotent=True).json() == {"ok": 2}
+    client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_the_deadline_holds_in_a_forked_child(store: hubkv.KV, proxy: FaultyHTTP) -> None:
+    """The watchdog thread is not inherited by fork(): the child starts its own."""
+    store.set("k", 1)  # the parent's watchdog runs
+    proxy.script(Trickle(TRICKLE), *[Trickle(TRICKLE)] * RETRIES)
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            error, elapsed = timed(lambda: store.get("k"), limit=10)
+            bound = store.driver.http.call_timeout + 0.5  # type: ignore[attr-defined]
+            if isinstance(error, UnavailableError) and elapsed < bound:
+                code = 0
+        except BaseException:  # noqa: BLE001 - reported through the exit code
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get("k") == 1
+
+
 # -- rate limits and server errors ----------------------------------------------
 
 
@@ -139,8 +348,10 @@ def test_429_honours_retry_after(store: hubkv.KV, proxy: FaultyHTTP, waits: list
 
 
 def test_429_honours_retry_after_given_as_an_http_date(
-    store: hubkv.KV, proxy: FaultyHTTP, waits: list[float]
+    make_store: Callable[..., hubkv.KV], proxy: FaultyHTTP, waits: list[float]
 ) -> None:
+    store = make_store(timeout=2.0)  # a call may last 7 s: a 5 s Retry-After fits
+
     def rate_limited_until(offset: float) -> Reply:
         when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=offset), usegmt=True)
         return Reply(429, {"error": "Too Many Requests"}, {"Retry-After": when}, "rate_limited")

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any, ClassVar
+
+# Keys listed per ttl_many call in the default iter_ttls.
+_TTL_CHUNK = 1000
 
 
 class Driver(ABC):
@@ -30,6 +34,10 @@ class Driver(ABC):
       a TTL makes the key permanent; expired keys are invisible everywhere;
     - failures of the storage raise :class:`hubkv.errors.DriverError` (or a
       subclass) with a message that names the store but no secret.
+
+    Batches have defaults built on the single-key methods (a loop, or one
+    ``set_many`` per distinct TTL), so a driver only has to implement the
+    abstract methods; remote drivers override them with one request per batch.
     """
 
     #: Registry name, e.g. ``"fs-lite"``.
@@ -56,11 +64,36 @@ class Driver(ABC):
 
     @abstractmethod
     def iter_keys(self, prefix: str) -> Iterator[str]:
-        """Live keys starting with ``prefix``, each once, in any order, streamed."""
+        """Live keys starting with ``prefix``, in any order, streamed in bounded memory.
+
+        Every key that lives throughout the iteration is yielded at least once.
+        A driver may yield a key twice when the storage's own cursor does:
+        Redis ``SCAN`` repeats keys (rarely) when the database is resized
+        during the scan, and remembering every key to hide that would hold the
+        whole keyspace in memory. Callers that count keys or write what they
+        list must tolerate a repeat (hubkv's writes are idempotent overwrites);
+        :meth:`keys` removes repeats.
+        """
 
     def keys(self, prefix: str) -> list[str]:
-        """Live keys starting with ``prefix``, sorted by code point."""
+        """Live keys starting with ``prefix``, each once, sorted by code point."""
         return sorted(set(self.iter_keys(prefix)))
+
+    def iter_ttls(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        """``(key, seconds left or None)`` for the live keys starting with ``prefix``, streamed.
+
+        The keys are :meth:`iter_keys`'s (any order, a rare repeat where it
+        repeats). The default lists keys and reads their TTLs with one
+        :meth:`ttl_many` per 1,000 keys; a key that vanishes between the two is
+        left out, as if it had gone before the listing. Drivers whose listing
+        carries expirations (Cloudflare KV) override it with the listing alone.
+        """
+        listed = self.iter_keys(prefix)
+        while chunk := list(islice(listed, _TTL_CHUNK)):
+            ttls = self.ttl_many(list(dict.fromkeys(chunk)))
+            for key in chunk:
+                if key in ttls:
+                    yield key, ttls[key]
 
     @abstractmethod
     def clear(self, prefix: str) -> int:
@@ -72,6 +105,20 @@ class Driver(ABC):
 
         Raises :class:`KeyError` when the key is missing or expired.
         """
+
+    def ttl_many(self, keys: Sequence[str]) -> dict[str, float | None]:
+        """:meth:`ttl` of each present key among ``keys`` (distinct), in any order.
+
+        Missing and expired keys are left out (no :class:`KeyError`). The
+        default asks key by key; override it with one request per batch.
+        """
+        found: dict[str, float | None] = {}
+        for key in keys:
+            try:
+                found[key] = self.ttl(key)
+            except KeyError:
+                continue
+        return found
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """Values of the present keys among ``keys`` (distinct), in any order."""
@@ -86,6 +133,20 @@ class Driver(ABC):
         """Store every pair (distinct keys); all or nothing where the storage allows."""
         for key, value in items:
             self.set(key, value, ttl)
+
+    def set_many_with_ttls(self, items: Sequence[tuple[str, bytes, float | None]]) -> None:
+        """Store every ``(key, value, ttl)`` (distinct keys), each with its own TTL.
+
+        What an import or a copy writes: keys whose remaining TTLs all differ.
+        The default makes one :meth:`set_many` per distinct TTL; override it
+        with one request (or transaction) per batch, all or nothing where the
+        storage allows.
+        """
+        groups: dict[float | None, list[tuple[str, bytes]]] = {}
+        for key, value, ttl in items:
+            groups.setdefault(ttl, []).append((key, value))
+        for ttl, pairs in groups.items():
+            self.set_many(pairs, ttl)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove every key of ``keys``."""

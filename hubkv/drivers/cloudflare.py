@@ -15,12 +15,25 @@ set             ``PUT /values/{key}?expiration_ttl=N``               1
 has             ``GET /metadata/{key}`` (no value downloaded)        1
 delete          ``DELETE /values/{key}``                             1
 ttl             ``GET /keys?prefix={key}&limit=10`` (``expiration``)  1
+ttl_many        ``ttl`` of each key                                  1 per key
 keys            ``GET /keys?prefix=&cursor=`` to the end             1 per 1,000 keys
+iter_ttls       the same listing (its ``expiration`` fields)         1 per 1,000 keys
 get_many        ``POST /bulk/get``                                   1 per 100 keys
 set_many        ``PUT /bulk``                                        1 per 10,000 keys / 95 MB
+  (_with_ttls)  (an ``expiration_ttl`` per item)
 delete_many     ``POST /bulk/delete``                                1 per 10,000 keys
 clear           ``keys`` then ``POST /bulk/delete``                  both of the above
 ==============  ===================================================  ==========================
+
+Where TTLs come from: the key listing gives every key's ``expiration`` (Unix
+seconds, omitted for keys that never expire, as Cloudflare documents it), so
+``iter_ttls`` (what exports and copies read) costs nothing beyond the listing.
+``POST /bulk/get`` with ``withMetadata`` returns a key's metadata, and
+Cloudflare's schema lists an optional ``expiration`` there too, but the
+runtime's own ``getWithMetadata`` has none: an absent field could mean "no
+TTL" or "not reported", so TTLs are never taken from it (a TTL silently lost
+would make a copy's keys permanent). Hence ``ttl_many`` of arbitrary keys is
+one listing per key: batch TTL reads go through ``iter_ttls``.
 
 Keys travel percent-encoded whole (``/``, ``?``, ``#``, ``%`` and all).
 Replies are Cloudflare's envelope ``{"success", "errors", "result",
@@ -148,6 +161,16 @@ class CloudflareKVDriver(Driver):
                 "the environment variable(s) (the namespace id is shown by `wrangler kv namespace "
                 "list`, the token needs the 'Workers KV Storage' permission)"
             )
+        unprintable = [
+            option
+            for option in ("namespace_id", "account_id")
+            if not (values[option].isascii() and values[option].isprintable())
+        ]
+        if unprintable:
+            raise ConfigError(
+                f"{_join(unprintable)} must be printable ASCII (Cloudflare ids are hexadecimal; "
+                "copy them again from the dashboard or `wrangler kv namespace list`)"
+            )
         if not _BINDING.match(binding):
             raise ConfigError(
                 f"binding must be a JavaScript identifier such as 'KV' (it names env.<binding> "
@@ -226,6 +249,16 @@ class CloudflareKVDriver(Driver):
         return None if expiration is None else max(float(expiration) - time.time(), 0.0)
 
     def iter_keys(self, prefix: str) -> Iterator[str]:
+        for name, _ in self._listing(prefix):
+            yield name
+
+    def iter_ttls(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        # The listing's expiration, as ttl() reads it: no request per key.
+        for name, expiration in self._listing(prefix):
+            yield name, None if expiration is None else max(expiration - time.time(), 0.0)
+
+    def _listing(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        """``(name, expiration or None)`` of each listed key, page by page (1,000 a page)."""
         params: dict[str, Any] = {"prefix": prefix, "limit": _LIST_PAGE}
         while True:
             page = self._envelope(self._send("GET", "/keys", params=params))
@@ -233,9 +266,10 @@ class CloudflareKVDriver(Driver):
                 raise self._unexpected("list keys", page.result)
             for item in page.result:
                 name = item.get("name") if isinstance(item, dict) else None
-                if not isinstance(name, str):
+                expiration = item.get("expiration") if isinstance(item, dict) else None
+                if not isinstance(name, str) or not (expiration is None or _is_number(expiration)):
                     raise self._unexpected("list keys", item)
-                yield name
+                yield name, None if expiration is None else float(expiration)
             cursor = (page.result_info or {}).get("cursor")
             if not cursor:
                 return
@@ -286,6 +320,13 @@ class CloudflareKVDriver(Driver):
         self._bulk(
             "PUT", "/bulk", [(key, _bulk_item(key, value, expiration_ttl)) for key, value in items]
         )
+
+    def set_many_with_ttls(self, items: Sequence[tuple[str, bytes, float | None]]) -> None:
+        # PUT /bulk takes an expiration_ttl per item: one request whatever the TTLs.
+        bulk = []
+        for key, value, ttl in items:  # a loop, not a comprehension: the 60 s warning's
+            bulk.append((key, _bulk_item(key, value, self._expiration_ttl(ttl))))  # stacklevel
+        self._bulk("PUT", "/bulk", bulk)
 
     def delete(self, key: str) -> None:
         response = self._send("DELETE", f"/values/{_quote(key)}")
@@ -415,6 +456,10 @@ def wrangler_block(namespace_id: str, binding: str = "KV") -> str:
 def _quote(key: str) -> str:
     """``key`` as one URL path segment: every reserved character percent-encoded."""
     return quote(key, safe="")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _join(names: list[str]) -> str:

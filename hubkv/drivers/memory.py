@@ -51,6 +51,23 @@ class MemoryDriver(Driver):
             raise KeyError(key)
         return None if entry[1] is None else max(entry[1] - now, 0.0)
 
+    def ttl_many(self, keys: Sequence[str]) -> dict[str, float | None]:
+        now = time.time()
+        found: dict[str, float | None] = {}
+        with self._lock:
+            for key in keys:
+                entry = self._live(key, now)
+                if entry is not None:
+                    found[key] = None if entry[1] is None else max(entry[1] - now, 0.0)
+        return found
+
+    def iter_ttls(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        with self._lock:
+            matching = self._matching(prefix)
+        # Read in slices, like iter_keys' snapshot of names: a key deleted since is left out.
+        for start in range(0, len(matching), 1000):
+            yield from self.ttl_many(matching[start : start + 1000]).items()
+
     def set(self, key: str, value: bytes, ttl: float | None) -> None:
         expires_at = None if ttl is None else time.time() + ttl
         with self._lock:
@@ -60,6 +77,13 @@ class MemoryDriver(Driver):
         expires_at = None if ttl is None else time.time() + ttl
         with self._lock:
             self._data.update((key, (value, expires_at)) for key, value in items)
+
+    def set_many_with_ttls(self, items: Sequence[tuple[str, bytes, float | None]]) -> None:
+        now = time.time()
+        with self._lock:
+            self._data.update(
+                (key, (value, None if ttl is None else now + ttl)) for key, value, ttl in items
+            )
 
     def delete(self, key: str) -> None:
         with self._lock:

@@ -8,13 +8,15 @@ one key layout and can read each other's data (and the JavaScript
   option, so several apps can share one database;
 - a value is the stored bytes as a Redis string; a TTL is ``SET ... PX ms``;
 - listing is ``SCAN cursor MATCH <prefix, glob characters escaped>* COUNT 10000``
-  to the end, de-duplicated (SCAN may repeat a key), then sorted. SCAN walks
-  the whole database, whatever the prefix: about one request per 10,000 keys
-  in the database, so listing or clearing a ``base`` of a big shared database
-  costs more than its own keys suggest;
-- batches are one command (``MGET``, ``UNLINK k1 k2 ...``) or one transaction
-  (``SET`` each key), split only when a request would get too large; ``clear``
-  gathers the keys of successive SCAN pages into full ``UNLINK`` batches.
+  to the end, streamed as SCAN returns it (``iter_keys``: SCAN may repeat a key,
+  see there) or de-duplicated and sorted (``keys``). SCAN walks the whole
+  database, whatever the prefix: about one request per 10,000 keys in the
+  database, so listing or clearing a ``base`` of a big shared database costs
+  more than its own keys suggest;
+- batches are one command (``MGET``, ``UNLINK k1 k2 ...``), one pipeline
+  (``PTTL`` of each key, for ``ttl_many``) or one transaction (``SET`` each key,
+  each with its own ``PX``), split only when a request would get too large;
+  ``clear`` gathers the keys of successive SCAN pages into full ``UNLINK`` batches.
 
 :class:`RedisCommandsDriver` implements the whole driver contract on top of
 one primitive, :meth:`~RedisCommandsDriver.send`; a driver only moves commands
@@ -145,8 +147,27 @@ class RedisCommandsDriver(Driver):
 
     def ttl(self, key: str) -> float | None:
         remaining = self._run("PTTL", self._key(key))
-        if not isinstance(remaining, int) or remaining == -2:
+        if remaining == -2:
             raise KeyError(key)
+        return self._seconds(remaining)
+
+    def ttl_many(self, keys: Sequence[str]) -> dict[str, float | None]:
+        # One PTTL per key, pipelined: one round trip per batch_keys keys (not a
+        # transaction: each reply stands alone, and a pipeline blocks no one).
+        found: dict[str, float | None] = {}
+        for chunk in self._chunks(keys, len):
+            replies = self.send(
+                [("PTTL", self._key(key)) for key in chunk], atomic=False, idempotent=True
+            )
+            for key, remaining in zip(chunk, replies, strict=True):
+                if remaining != -2:
+                    found[key] = self._seconds(remaining)
+        return found
+
+    def _seconds(self, remaining: Reply) -> float | None:
+        """A PTTL reply other than -2 (missing) as seconds left, ``None`` for -1 (no TTL)."""
+        if not isinstance(remaining, int) or remaining < -1:
+            raise self._unexpected("PTTL", remaining)
         return None if remaining == -1 else remaining / 1000
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
@@ -162,12 +183,16 @@ class RedisCommandsDriver(Driver):
         return found
 
     def iter_keys(self, prefix: str) -> Iterator[str]:
-        seen: set[str] = set()
-        for batch in self._scan(prefix):
-            for key in batch:
-                if key not in seen:
-                    seen.add(key)
-                    yield key
+        # Streamed as SCAN returns them, repeats included. SCAN returns every key
+        # that lives throughout the scan at least once, and a key twice only when
+        # the database is resized between two steps; such a repeat can come any
+        # number of pages later, so no bounded window of recent keys would catch
+        # it, and a set of every key seen would hold the whole keyspace in memory
+        # (a million keys are ~100 MB). The driver contract allows the repeat;
+        # keys() de-duplicates, clear()'s UNLINK counts a key once, and tools'
+        # writes are idempotent overwrites.
+        for page in self._scan(prefix):
+            yield from page
 
     def _scan(self, prefix: str) -> Iterator[list[str]]:
         """Pages of keys (relative to ``base``) starting with ``prefix``; may repeat keys."""
@@ -194,8 +219,12 @@ class RedisCommandsDriver(Driver):
         self.send([self._set_command(key, value, ttl)], atomic=False, idempotent=True)
 
     def set_many(self, items: Sequence[tuple[str, bytes]], ttl: float | None) -> None:
-        for chunk in self._chunks(items, _pair_size):
-            commands = [self._set_command(key, value, ttl) for key, value in chunk]
+        self.set_many_with_ttls([(key, value, ttl) for key, value in items])
+
+    def set_many_with_ttls(self, items: Sequence[tuple[str, bytes, float | None]]) -> None:
+        # SET key value [PX ms] for each, in one MULTI/EXEC transaction per chunk.
+        for chunk in self._chunks(items, _entry_size):
+            commands = [self._set_command(key, value, ttl) for key, value, ttl in chunk]
             self.send(commands, atomic=len(commands) > 1, idempotent=True)
 
     def delete(self, key: str) -> None:
@@ -253,5 +282,5 @@ class RedisCommandsDriver(Driver):
         )
 
 
-def _pair_size(pair: tuple[str, bytes]) -> int:
-    return len(pair[0]) + len(pair[1])
+def _entry_size(entry: tuple[str, bytes, float | None]) -> int:
+    return len(entry[0]) + len(entry[1])

@@ -149,6 +149,12 @@ class SQLiteDriver(Driver):
         if synchronous not in ("normal", "full"):
             raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         self.path = Path(path).expanduser().absolute()
+        text = str(self.path)
+        if "\x00" in text or not _encodable(text):
+            raise ConfigError(
+                f"path must be a file name the system can open (no NUL character or lone "
+                f"surrogate), got {text!r}"
+            )
         # SQLite takes the busy timeout in int milliseconds: a larger one wraps
         # around to no wait at all, and NaN is no number of seconds.
         if not 0 <= timeout <= _MAX_TIMEOUT:
@@ -401,6 +407,20 @@ class SQLiteDriver(Driver):
             raise KeyError(key)
         return None if row[0] is None else max(row[0] - now, 0.0)
 
+    def ttl_many(self, keys: Sequence[str]) -> dict[str, float | None]:
+        found: dict[str, float | None] = {}
+        now = time.time()
+        try:
+            conn = self._conn()
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, expires_at FROM kv WHERE key IN ({marks}) AND {_LIVE}"
+                for key, expires_at in conn.execute(sql, (*chunk, now)):
+                    found[key] = None if expires_at is None else max(expires_at - now, 0.0)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return found
+
     def keys(self, prefix: str) -> list[str]:
         where, params = _prefix_range(prefix)
         sql = _KEYS[where]  # built once: no new string to hash for the statement cache
@@ -411,20 +431,36 @@ class SQLiteDriver(Driver):
         return [row[0] for row in rows]
 
     def iter_keys(self, prefix: str) -> Iterator[str]:
-        # Pages of keys, each query resuming after the last key seen: no
-        # long-lived read transaction, bounded memory.
+        for rows, _ in self._pages(prefix, "key"):
+            for (key,) in rows:
+                yield key
+
+    def iter_ttls(self, prefix: str) -> Iterator[tuple[str, float | None]]:
+        # The expiry comes with the key, in the same page: one query per 500 keys.
+        for rows, now in self._pages(prefix, "key, expires_at"):
+            for key, expires_at in rows:
+                yield key, None if expires_at is None else max(expires_at - now, 0.0)
+
+    def _pages(self, prefix: str, columns: str) -> Iterator[tuple[list[Any], float]]:
+        """Pages of ``columns`` (``key`` first) of the live keys under ``prefix``, in key
+        order, each with the time of its query.
+
+        Each query resumes after the last key seen: no long-lived read
+        transaction, bounded memory.
+        """
         where, params = _prefix_range(prefix)
         sql = (
-            f"SELECT key FROM kv WHERE {where} AND key > ? AND {_LIVE} ORDER BY key LIMIT {_CHUNK}"
+            f"SELECT {columns} FROM kv WHERE {where} AND key > ? AND {_LIVE} "
+            f"ORDER BY key LIMIT {_CHUNK}"
         )
         after = ""
         while True:
+            now = time.time()
             try:
-                rows = self._conn().execute(sql, (*params, after, time.time())).fetchall()
+                rows = self._conn().execute(sql, (*params, after, now)).fetchall()
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
-            for (key,) in rows:
-                yield key
+            yield rows, now
             if len(rows) < _CHUNK:
                 return
             after = rows[-1][0]
@@ -468,6 +504,14 @@ class SQLiteDriver(Driver):
             self._transaction(_SET, [(key, value, expires_at) for key, value in items])
         self._count_write(len(items))
 
+    def set_many_with_ttls(self, items: Sequence[tuple[str, bytes, float | None]]) -> None:
+        # One transaction; permanent keys through the statement with NULL in its SQL.
+        now = time.time()
+        permanent = [(key, value) for key, value, ttl in items if ttl is None]
+        expiring = [(key, value, now + ttl) for key, value, ttl in items if ttl is not None]
+        self._transaction(_SET_PERMANENT, permanent, (_SET, expiring))
+        self._count_write(len(items))
+
     def delete_many(self, keys: Iterable[str]) -> None:
         self._transaction(_DELETE, [(key,) for key in keys])
 
@@ -492,12 +536,19 @@ class SQLiteDriver(Driver):
             raise self._error(exc) from exc
         return int(live)
 
-    def _transaction(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def _transaction(
+        self,
+        sql: str,
+        rows: Iterable[Sequence[Any]],
+        *more: tuple[str, Iterable[Sequence[Any]]],
+    ) -> None:
+        """``executemany`` of each statement with its rows, in one write transaction."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(sql, rows)
+                for statement, parameters in ((sql, rows), *more):
+                    conn.executemany(statement, parameters)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -525,6 +576,14 @@ class SQLiteDriver(Driver):
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         return cursor.rowcount
+
+
+def _encodable(text: str) -> bool:
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -548,6 +548,7 @@ def _writes(reader: hubkv.KV) -> list[Any]:
     return [
         lambda: reader.set("a", 2),
         lambda: reader.set_many({"b": 2}),
+        lambda: reader.set_many_with_ttls([("b", 2, None), ("c", 3, 60)]),
         lambda: reader.delete("a"),
         lambda: reader.delete_many(["a"]),
         lambda: reader.clear(),

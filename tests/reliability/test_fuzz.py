@@ -20,7 +20,9 @@ import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import pytest
@@ -39,7 +41,9 @@ from hubkv import (
 from hubkv.codec import MAX_DEPTH
 from hubkv.config import driver_options
 from hubkv.drivers import driver_class
-from tests.drivers.conftest import DriverCase
+from tests.drivers.conftest import DRIVERS, DriverCase
+from tests.standins.faulty_http import everything_said
+from tests.standins.redis_server import free_port
 
 LOCAL_DRIVERS = ("memory", "fs-lite")
 TEN_YEARS = 10 * 365.25 * 24 * 3600
@@ -615,6 +619,10 @@ def test_option_values_work_or_raise_config_error(case: DriverCase, figures: Cou
     """Odd option values, from code or as environment strings, are refused with a
     ConfigError when the store is created, or give a store that works."""
     options = _numeric_options(case)
+    # The store exists first: read_only=True on fs-lite refuses a missing file (a
+    # DriverError, as documented), which made the test fail when hypothesis tried
+    # read_only=True before any example had created the file.
+    _fresh(case).close()
 
     @_examples(case, 200)
     @given(name=st.sampled_from(sorted(options)), value=OPTION_VALUES)
@@ -639,7 +647,214 @@ def test_option_values_work_or_raise_config_error(case: DriverCase, figures: Cou
     check()
 
 
+# String options: every one of every driver (url, base_url, base, path, namespace_id,
+# binding, token, ...), given odd text, URLs of every shape or values that are not
+# strings. Each is accepted or refused with ConfigError - never another exception -
+# and no message shows a secret: the token, a password in a URL, whether configured
+# alongside or inside the fuzzed value itself. Accepted stores are used once against
+# this machine only (a port nothing listens on, a file under tmp_path), so that an
+# option that breaks only at the first request is caught too: that fails with a
+# KVError or works.
+
+SECRET = "hubkv-FUZZ-SECRET-" + uuid.uuid4().hex
+CLOSED = free_port()  # nothing listens there
+#: Options holding a secret: their value is never shown.
+SECRET_OPTIONS = {"token", "api_token"}
+URL_OPTIONS = {"url", "base_url"}
+
+
+def string_options(driver: str) -> list[str]:
+    """The options of ``driver`` that take a string (``str``, ``str | None``, a path)."""
+    return sorted(
+        name
+        for name, kind in driver_options(driver_class(driver)).items()
+        if kind is str or str in getattr(kind, "__args__", ())
+    )
+
+
+def baseline(driver: str, folder: Path) -> dict[str, Any]:
+    """Valid options pointing ``driver`` at this machine, with ``SECRET`` as the
+    credential, failing fast."""
+    fast = {"timeout": 0.5, "retries": 0}
+    if driver == "fs-lite":
+        return {"path": str(folder / "base.sqlite3")}
+    if driver == "upstash":
+        return {"url": f"http://127.0.0.1:{CLOSED}", "token": SECRET, **fast}
+    if driver == "redis":
+        return {"url": f"redis://ada:{SECRET}@127.0.0.1:{CLOSED}/0", **fast}
+    assert driver == "cloudflare-kv-binding"
+    return {
+        "base_url": f"http://127.0.0.1:{CLOSED}",
+        "api_token": SECRET,
+        "account_id": "0123456789abcdef0123456789abcdef",
+        "namespace_id": "fedcba9876543210fedcba9876543210",
+        **fast,
+    }
+
+
+PLAIN_TEXT = st.one_of(
+    st.text(ANY_CHAR, max_size=12),
+    NEAR_LIMIT,
+    st.sampled_from(["", " ", "KV", "0" * 32, "a:b", "*", "%2F", "$x", "normal", "FULL", "\u2028"]),
+)
+# Secrets may hide anywhere in a secret option's value, or be all of it.
+SECRET_TEXT = st.one_of(
+    st.just(SECRET),
+    st.builds(lambda text: f"{text}{SECRET}", PLAIN_TEXT),
+    st.sampled_from([f"Bearer {SECRET}", f"{SECRET}\n", f" {SECRET}", f"{SECRET}\x00x"]),
+)
+URLS = st.one_of(
+    st.builds(
+        "{}://{}{}{}{}{}".format,
+        st.sampled_from(["http", "https", "HTTPS", "redis", "rediss", "unix", "ftp", ""]),
+        st.sampled_from(["", f"ada:{SECRET}@", f":{SECRET}@", f"{SECRET}@", "ada@"]),
+        st.sampled_from(["127.0.0.1", "localhost", "[::1]", "127.1", "kv.localhost"])
+        | st.sampled_from(["10.0.0.1", "0.0.0.0", "[::1", "kv.example.invalid", ""])
+        | st.text(ANY_CHAR, max_size=4),
+        st.sampled_from(["", f":{CLOSED}", ":0", ":65536", ":x", ":-1"]),
+        st.sampled_from(["", "/", "/0", "/99", "/a b"]) | st.text(ANY_CHAR, max_size=4),
+        st.sampled_from(["", "?db=1", "?ssl_cert_reqs=none", "?ssl_check_hostname=false"])
+        | st.sampled_from(["?bogus=1", "?decode_responses=true", "?socket_timeout=1", "?db=x"])
+        | st.sampled_from([f"?password={SECRET}", f"?ssl_password={SECRET}&ssl_ca_certs=/x"])
+        | st.sampled_from(["?#frag", "?client_name=a&health_check_interval=x"]),
+    ),
+    st.text(ANY_CHAR, max_size=10),
+)
+# Not strings, none of them holding a secret (see the regression test below for those).
+NOT_TEXT = st.one_of(
+    st.integers(), st.floats(), st.booleans(), st.binary(max_size=4), st.lists(st.integers())
+)
+
+
+def string_values(name: str, folder: Path) -> st.SearchStrategy[Any]:
+    if name in URL_OPTIONS:
+        texts = URLS
+    elif name in SECRET_OPTIONS:
+        texts = st.one_of(PLAIN_TEXT, SECRET_TEXT)
+    elif name == "path":  # one file name under folder: never outside it
+        texts = st.one_of(
+            PLAIN_TEXT.map(lambda text: f"{folder}/{text.replace('/', '_').replace('.', '_')}"),
+            st.sampled_from([str(folder), f"{folder}/sub/dir/kv.sqlite3", f"{folder}/x" * 40]),
+        )
+    else:
+        texts = PLAIN_TEXT
+    return st.one_of(texts, NOT_TEXT, st.none())
+
+
+def url_verdict(driver: str, url: str) -> bool | None:
+    """False for the documented refusals of an endpoint URL, None otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port is refused
+    except ValueError:
+        return False
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if driver == "redis":
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            return False
+        if parts.scheme == "redis" and not loopback:
+            return False  # clear text to another host, without allow_plaintext
+        return False if "ssl_cert_reqs=none" in url or "hostname=false" in url else None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False  # credentials go in the token option
+    if parts.scheme == "http" and not loopback:
+        return False
+    return None
+
+
+def _local_target(driver: str, options: dict[str, Any]) -> bool:
+    """Whether a request by a store of these options stays on this machine."""
+    url = options.get("url") or options.get("base_url")
+    if driver == "fs-lite" or url is None:
+        return True
+    parts = urlsplit(str(url))
+    return parts.scheme == "unix" or parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.mark.parametrize("driver", [name for name in DRIVERS if string_options(name)])
+def test_string_option_values_work_or_raise_config_error(
+    driver: str, tmp_path: Path, figures: Counter[str]
+) -> None:
+    """Every string option of ``driver``: accepted, or refused with ConfigError; no
+    message, repr or traceback shows a secret."""
+    names = string_options(driver)
+    base = baseline(driver, tmp_path)
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(names), label="option")
+        value = data.draw(string_values(name, tmp_path), label="value")
+        options = {**base, name: value}
+        if not isinstance(value, str) and value is not None:
+            verdict: bool | None = False  # the config layer refuses them: "must be a string"
+        elif name in URL_OPTIONS and isinstance(value, str):
+            verdict = url_verdict(driver, value)
+        else:
+            verdict = None
+        try:
+            store = hubkv.KV(driver, **options)
+        except ConfigError as exc:
+            figures["fuzz: bad string options refused"] += 1
+            assert SECRET not in everything_said(exc), f"{name}={value!r} shows a secret"
+            assert verdict is not True
+            return
+        figures["fuzz: string options accepted"] += 1
+        assert verdict is not False, f"{name}={value!r} should be refused with ConfigError"
+        shown = repr(store) + store.driver.describe()
+        if _local_target(driver, options):
+            try:
+                store.get("probe")
+                store.set("probe", 1)
+            except KVError as exc:
+                shown += everything_said(exc)
+        assert SECRET not in shown, f"{name}={value!r} shows a secret"
+        store.close()
+
+    check()
+
+
 # -- regressions found by the fuzzing above ---------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\ud800"], ids=["NUL", "surrogate"])
+def test_regression_a_path_the_os_cannot_take_is_a_config_error(tmp_path: Path, name: str) -> None:
+    """Raised a bare ValueError or UnicodeEncodeError at first use."""
+    with pytest.raises(ConfigError, match="path must be a file name"):
+        hubkv.KV("fs-lite", path=f"{tmp_path}/{name}").get("k")
+
+
+@pytest.mark.parametrize("name", ["account_id", "namespace_id"])
+def test_regression_a_cloudflare_id_with_a_lone_surrogate_is_a_config_error(
+    tmp_path: Path, name: str
+) -> None:
+    """quote() of the id raised UnicodeEncodeError."""
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        hubkv.KV(
+            "cloudflare-kv-binding",
+            **{**baseline("cloudflare-kv-binding", tmp_path), name: "a\ud800"},
+        )
+
+
+@pytest.mark.parametrize(
+    ("driver", "name", "value"),
+    [
+        ("upstash", "token", SECRET.encode()),
+        ("cloudflare-kv-binding", "api_token", [SECRET]),
+        ("upstash", "url", f"https://ada:{SECRET}@kv.example.com".encode()),
+        ("redis", "url", f"rediss://:{SECRET}@cache.example.com".encode()),
+    ],
+    ids=["token as bytes", "api_token in a list", "url as bytes", "redis url as bytes"],
+)
+def test_regression_a_secret_that_is_not_a_string_is_not_shown(
+    tmp_path: Path, driver: str, name: str, value: object
+) -> None:
+    """'option token must be a string, got b"..."' showed the value."""
+    with pytest.raises(ConfigError) as info:
+        hubkv.KV(driver, **{**baseline(driver, tmp_path), name: value})
+    assert SECRET not in everything_said(info.value)
 
 
 @pytest.mark.parametrize("value", [1.5, math.inf, math.nan])

@@ -206,6 +206,13 @@ URL_OPTION = {"upstash": "url", "cloudflare-kv-binding": "base_url"}
         ("http://10.0.0.1", False),
         ("http://0.0.0.0:8080", False),
         ("http://localhost.example.com", False),
+        # Resolved through DNS by glibc (and /etc/hosts may say anything): maybe another host.
+        ("http://kv.localhost:8080", False),
+        ("http://localhost.localdomain", False),
+        ("http://localhost.", False),
+        ("http://127.1", False),  # inet_aton's shorthand, not a literal address
+        ("http://[::ffff:127.0.0.1]", False),
+        ("http://127.255.255.254:8080", True),
         ("http://127.0.0.1.example.com", False),
         ("http://[::ffff:10.0.0.1]", False),
         ("ftp://127.0.0.1", False),
@@ -226,6 +233,38 @@ def test_remote_urls_must_be_https_unless_loopback(
     with pytest.raises(ConfigError) as info:
         hubkv.KV(driver, **options)
     assert TOKEN not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://ada:{TOKEN}@cache.example.com:6379/0",  # clear text to another host
+        f"redis://cache.example.com/0?password={TOKEN}",
+        f"rediss://ada:{TOKEN}@cache.example.com/0?ssl_cert_reqs=none",
+        f"rediss://cache.example.com/0?password={TOKEN}&ssl_check_hostname=false",
+        f"rediss://cache.example.com/0?ssl_password={TOKEN}&ssl_cert_reqs=none",
+        f"rediss://ada:{TOKEN}@cache.example.com/0?unknown=1",
+        f"rediss://ada:{TOKEN}@cache.example.com:port/0",
+        f"http://ada:{TOKEN}@cache.example.com/0?password={TOKEN}",
+    ],
+)
+def test_redis_url_refusals_never_show_the_password(
+    url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    figures: Counter[str],
+) -> None:
+    """From the option and from REDIS_URL: refused before connecting, the password
+    (in the URL's user part or query) in no message, log line or traceback. (Frame
+    locals are not checked here: the constructor's hold the URL argument, as given.)"""
+    caplog.set_level(logging.DEBUG)
+    for options in ({"url": url}, {}):
+        monkeypatch.setenv("REDIS_URL", url)
+        with pytest.raises(ConfigError) as info:
+            hubkv.KV("redis", **options)
+        assert TOKEN not in everything_shown(info.value, caplog, capsys)
+        figures["security: clear-text or bad URLs refused"] += 1
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ stand-in or Cloudflare's workerd), or answered 404 when there is none::
         assert [seen.action for seen in proxy.seen] == ["rate_limited", "Forward"]
 
 Actions: :class:`Reply` (any status, headers and body), :class:`Slow` (wait,
-then another action), :class:`Reset` (TCP reset before answering),
+then another action), :class:`Trickle` (an answer a byte at a time, each byte
+well within the client's read timeout: a real answer slowed down, or an
+endless one), :class:`Reset` (TCP reset before answering),
 :class:`ResetMidBody` (headers and half a body, then a reset),
 :class:`Forward` and :class:`ForwardThenReset` (the upstream applies the
 request, the client never hears back). Helpers build the usual faults:
@@ -23,8 +25,10 @@ failure shows, to grep it for secrets. Everything listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -46,6 +50,7 @@ __all__ = [
     "ResetMidBody",
     "Seen",
     "Slow",
+    "Trickle",
     "faulty_http",
     "html_page",
     "invalid_json",
@@ -74,6 +79,24 @@ class Slow:
     seconds: float
     then: Action = field(default_factory=lambda: Forward())
     name: str = "Slow"
+
+
+@dataclass
+class Trickle:
+    """Send an answer one byte every ``interval`` seconds, so that no socket read ever
+    waits long enough to time out.
+
+    ``then`` (a :class:`Reply` or :class:`Forward`) is the answer, sent whole
+    (status line, headers, body) byte by byte; without it the answer never ends:
+    with ``headers=True`` one endless header line, else complete headers promising
+    a megabyte of body, then the body a byte at a time. It stops when the client
+    hangs up (or the server stops).
+    """
+
+    interval: float = 0.05
+    then: Reply | Forward | None = None
+    headers: bool = False
+    name: str = "Trickle"
 
 
 @dataclass
@@ -107,7 +130,7 @@ class ForwardThenReset:
     name: str = "ForwardThenReset"
 
 
-Action = Reply | Slow | Reset | ResetMidBody | Forward | ForwardThenReset
+Action = Reply | Slow | Trickle | Reset | ResetMidBody | Forward | ForwardThenReset
 
 
 def rate_limited(retry_after: float | None = None) -> Reply:
@@ -174,7 +197,8 @@ class Seen:
 class FaultyHTTP:
     """The scripted server; :meth:`start` runs it on a free 127.0.0.1 port."""
 
-    def __init__(self, upstream: str | None = None) -> None:
+    def __init__(self, upstream: str | None = None, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certificate file, key file) to speak HTTPS instead of HTTP."""
         self.upstream = urlsplit(upstream) if upstream else None
         self.seen: list[Seen] = []
         self._script: list[Action] = []
@@ -183,11 +207,18 @@ class FaultyHTTP:
         self._server.daemon_threads = True
         self._server.faulty = self  # type: ignore[attr-defined]
         self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        self.stopping = threading.Event()
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
     def script(self, *actions: Action) -> FaultyHTTP:
         """Queue ``actions`` for the next requests, one each."""
@@ -208,6 +239,7 @@ class FaultyHTTP:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()  # ends trickles still running
         self._server.shutdown()
         self._server.server_close()
 
@@ -259,6 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(action, Slow):
             time.sleep(action.seconds)
             self._act(faulty, action.then, seen)
+        elif isinstance(action, Trickle):
+            self._trickle(faulty, action, seen)
         elif isinstance(action, Reset):
             self._reset()
         elif isinstance(action, ResetMidBody):
@@ -285,6 +319,41 @@ class _Handler(BaseHTTPRequestHandler):
                 body = body.encode()
             self._send(action.status, headers, body)
 
+    def _trickle(self, faulty: FaultyHTTP, action: Trickle, seen: Seen) -> None:
+        self.close_connection = True
+        if action.then is None:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            if action.headers:
+                chunks: Iterator[bytes] = itertools.chain(
+                    [head, b"X-Slow: "], itertools.repeat(b"a")
+                )
+            else:
+                head += b"Content-Length: 1000000\r\n\r\n"
+                chunks = itertools.chain([head], itertools.repeat(b" "))
+        else:
+            if isinstance(action.then, Forward):
+                status, headers, body = faulty.forward(seen)
+            else:
+                status, headers, body = action.then.status, action.then.headers, action.then.body
+                if isinstance(body, (dict, list)):
+                    body = json.dumps(body).encode()
+                    headers = {"Content-Type": "application/json", **headers}
+                elif isinstance(body, str):
+                    body = body.encode()
+            lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Status')}"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+            whole = "\r\n".join(lines).encode("latin-1") + body
+            chunks = (whole[i : i + 1] for i in range(len(whole)))
+        try:
+            for chunk in chunks:
+                if faulty.stopping.is_set():
+                    return
+                self.wfile.write(chunk)
+                time.sleep(action.interval)
+        except OSError:  # the client hung up
+            return
+
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
@@ -306,11 +375,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def faulty_http() -> Iterator[Callable[..., FaultyHTTP]]:
-    """``faulty_http(upstream=None)`` starts a scripted server, stopped after the test."""
+    """``faulty_http(upstream=None, tls=None)`` starts a scripted server, stopped after the test."""
     servers: list[FaultyHTTP] = []
 
-    def start(upstream: str | None = None) -> FaultyHTTP:
-        server = FaultyHTTP(upstream).start()
+    def start(upstream: str | None = None, tls: tuple[str, str] | None = None) -> FaultyHTTP:
+        server = FaultyHTTP(upstream, tls).start()
         servers.append(server)
         return server
 

@@ -21,7 +21,7 @@ import hubkv
 
 from ..drivers.conftest import *  # noqa: F403 - the ``case`` fixture and every ``*_case``
 
-#: Seconds an expiry time may move through a few transfers (each rounds TTLs to whole seconds).
+#: Seconds an expiry time may move through a few transfers (Cloudflare keeps whole seconds).
 TTL_SLACK = 3.0
 
 SAMPLE_VALUES: list[Any] = [

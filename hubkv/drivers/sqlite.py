@@ -54,6 +54,8 @@ _PURGE_BATCH = 500
 _WRITES_PER_PURGE = 1000
 # Rows per statement for IN (...) lists and per page when streaming keys.
 _CHUNK = 500
+# WAL pages between automatic checkpoints (see _open).
+_WAL_CHECKPOINT_PAGES = 4000
 # Longest busy timeout, in seconds: SQLite's is an int of milliseconds.
 _MAX_TIMEOUT = (2**31 - 1) / 1000
 
@@ -209,6 +211,11 @@ class SQLiteDriver(Driver):
             cached_statements=64,
         )
         conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        # Checkpoint the WAL every 4,000 pages (~16 MB) rather than SQLite's 1,000: each
+        # checkpoint syncs the database file, and fewer, larger ones cost writers less
+        # (a few % per set alone, more with several writer processes). The WAL is
+        # removed when the last connection closes.
+        conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
         return conn
 
     def _open_if_ready(self) -> _Connection | None:

@@ -21,6 +21,7 @@ from hubkv import AuthenticationError, ConfigError, DriverError, UnavailableErro
 from hubkv.drivers.redis import RedisDriver
 from tests.standins.faulty_http import everything_said
 from tests.standins.redis_server import RedisServer, free_port
+from tests.standins.tls import self_signed_certificate
 
 #: Database only this module uses, so SCAN sees nothing but its keys.
 DB = 6
@@ -262,14 +263,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
     """(port, CA file): a redis-server speaking only TLS on 127.0.0.1, with a self-signed
     certificate for 127.0.0.1 that this machine does not trust."""
     folder = tmp_path_factory.mktemp("tls-redis")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(folder)
     port = free_port()
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed"

@@ -15,7 +15,6 @@ against a server trickling its answer.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import types
@@ -53,6 +52,7 @@ from tests.standins.faulty_http import (
     server_error,
     unauthorized,
 )
+from tests.standins.tls import self_signed_certificate
 from tests.standins.upstash_rest import UpstashRest
 
 RETRIES = 2
@@ -284,14 +284,7 @@ def test_waits_between_attempts_count_against_the_calls_deadline(
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """(certificate, key) for 127.0.0.1, self-signed."""
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(folder)
     return str(cert), str(key)
 
 

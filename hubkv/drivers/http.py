@@ -565,37 +565,29 @@ def _adapter_class() -> type[HTTPAdapter]:
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    def starting(connection: Any) -> None:
-        attempt: _Attempt | None = getattr(_current, "attempt", None)
-        if attempt is not None:
-            attempt.uses(connection)
+    class Reporting:
+        """Mixed into urllib3's connections: tells the current attempt which
+        connection carries it, and refuses to wait for an answer past its deadline."""
 
-    def answering() -> None:
-        attempt: _Attempt | None = getattr(_current, "attempt", None)
-        if attempt is not None and attempt.expired:  # passed while connecting or sending
-            raise TimeoutError("hubkv: the attempt's deadline passed")
-
-    class Connection(HTTPConnection):
         hubkv_attempt: _Attempt | None = None
 
         def putrequest(self, *args: Any, **kwargs: Any) -> None:
-            starting(self)
-            super().putrequest(*args, **kwargs)
+            attempt: _Attempt | None = getattr(_current, "attempt", None)
+            if attempt is not None:
+                attempt.uses(self)
+            super().putrequest(*args, **kwargs)  # type: ignore[misc]
 
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-            answering()
-            return super().getresponse(*args, **kwargs)
+            attempt: _Attempt | None = getattr(_current, "attempt", None)
+            if attempt is not None and attempt.expired:  # passed while connecting or sending
+                raise TimeoutError("hubkv: the attempt's deadline passed")
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
-    class TLSConnection(HTTPSConnection):
-        hubkv_attempt: _Attempt | None = None
+    class Connection(Reporting, HTTPConnection):
+        pass
 
-        def putrequest(self, *args: Any, **kwargs: Any) -> None:
-            starting(self)
-            super().putrequest(*args, **kwargs)
-
-        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-            answering()
-            return super().getresponse(*args, **kwargs)
+    class TLSConnection(Reporting, HTTPSConnection):
+        pass
 
     class Pool(HTTPConnectionPool):
         ConnectionCls = Connection

@@ -40,6 +40,7 @@ from tests.standins.faulty_http import (
     invalid_json,
 )
 from tests.standins.redis_server import free_port
+from tests.standins.tls import self_signed_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hubkv-FAKE-TOKEN-" + uuid.uuid4().hex
@@ -271,14 +272,7 @@ def test_redis_url_refusals_never_show_the_password(
 def self_signed_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 with a certificate nobody trusts."""
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(folder)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming

@@ -24,6 +24,16 @@ from typing import Any, ClassVar
 _TTL_CHUNK = 1000
 
 
+def seconds_left(expires_at: float | None, now: float) -> float | None:
+    """Seconds from ``now`` until ``expires_at`` (both Unix time), never below 0;
+    ``None`` for a key that never expires: what :meth:`Driver.ttl` answers.
+
+    >>> seconds_left(1060.5, 1000.0), seconds_left(990.0, 1000.0), seconds_left(None, 1000.0)
+    (60.5, 0.0, None)
+    """
+    return None if expires_at is None else max(expires_at - now, 0.0)
+
+
 class Driver(ABC):
     """Base class of storage drivers.
 

@@ -67,7 +67,7 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from ..errors import AuthenticationError, ConfigError, DriverError, RequestTooLargeError
-from .base import Driver
+from .base import Driver, seconds_left
 from .http import HTTPClient, check_url
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ class CloudflareKVDriver(Driver):
         if not isinstance(first, dict) or first.get("name") != key:
             raise KeyError(key)
         expiration = first.get("expiration")
-        return None if expiration is None else max(float(expiration) - time.time(), 0.0)
+        return seconds_left(None if expiration is None else float(expiration), time.time())
 
     def iter_keys(self, prefix: str) -> Iterator[str]:
         for name, _ in self._listing(prefix):
@@ -255,7 +255,7 @@ class CloudflareKVDriver(Driver):
     def iter_ttls(self, prefix: str) -> Iterator[tuple[str, float | None]]:
         # The listing's expiration, as ttl() reads it: no request per key.
         for name, expiration in self._listing(prefix):
-            yield name, None if expiration is None else max(expiration - time.time(), 0.0)
+            yield name, seconds_left(expiration, time.time())
 
     def _listing(self, prefix: str) -> Iterator[tuple[str, float | None]]:
         """``(name, expiration or None)`` of each listed key, page by page (1,000 a page)."""

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
-from .base import Driver
+from .base import Driver, seconds_left
 
 __all__ = ["MemoryDriver"]
 
@@ -49,7 +49,7 @@ class MemoryDriver(Driver):
             entry = self._live(key, now)
         if entry is None:
             raise KeyError(key)
-        return None if entry[1] is None else max(entry[1] - now, 0.0)
+        return seconds_left(entry[1], now)
 
     def ttl_many(self, keys: Sequence[str]) -> dict[str, float | None]:
         now = time.time()
@@ -58,15 +58,8 @@ class MemoryDriver(Driver):
             for key in keys:
                 entry = self._live(key, now)
                 if entry is not None:
-                    found[key] = None if entry[1] is None else max(entry[1] - now, 0.0)
+                    found[key] = seconds_left(entry[1], now)
         return found
-
-    def iter_ttls(self, prefix: str) -> Iterator[tuple[str, float | None]]:
-        with self._lock:
-            matching = self._matching(prefix)
-        # Read in slices, like iter_keys' snapshot of names: a key deleted since is left out.
-        for start in range(0, len(matching), 1000):
-            yield from self.ttl_many(matching[start : start + 1000]).items()
 
     def set(self, key: str, value: bytes, ttl: float | None) -> None:
         expires_at = None if ttl is None else time.time() + ttl

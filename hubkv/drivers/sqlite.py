@@ -40,7 +40,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ..errors import ConfigError, DriverError
-from .base import Driver
+from .base import Driver, seconds_left
 
 __all__ = ["SQLiteDriver", "SCHEMA_VERSION", "APPLICATION_ID"]
 
@@ -232,8 +232,7 @@ class SQLiteDriver(Driver):
         except sqlite3.Error:
             return None  # the slow path says what is wrong
         try:
-            found = conn.execute("SELECT * FROM pragma_application_id, pragma_user_version")
-            ready = found.fetchone() == (APPLICATION_ID, SCHEMA_VERSION)
+            ready = _schema(conn) == (APPLICATION_ID, SCHEMA_VERSION)
         except sqlite3.Error:
             ready = False
         if not ready:
@@ -252,9 +251,7 @@ class SQLiteDriver(Driver):
             )
         conn = self._open("ro")
         try:
-            app_id, version = conn.execute(
-                "SELECT * FROM pragma_application_id, pragma_user_version"
-            ).fetchone()
+            app_id, version = _schema(conn)
             if app_id != APPLICATION_ID:
                 raise self._not_a_store()
             if version != SCHEMA_VERSION:
@@ -304,10 +301,7 @@ class SQLiteDriver(Driver):
         os.close(fd)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        app_id, version = (
-            conn.execute("PRAGMA application_id").fetchone()[0],
-            conn.execute("PRAGMA user_version").fetchone()[0],
-        )
+        app_id, version = _schema(conn)
         if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
             return
         if app_id != APPLICATION_ID:
@@ -412,21 +406,11 @@ class SQLiteDriver(Driver):
             raise self._error(exc) from exc
         if row is None:
             raise KeyError(key)
-        return None if row[0] is None else max(row[0] - now, 0.0)
+        return seconds_left(row[0], now)
 
     def ttl_many(self, keys: Sequence[str]) -> dict[str, float | None]:
-        found: dict[str, float | None] = {}
-        now = time.time()
-        try:
-            conn = self._conn()
-            for chunk in _chunks(keys):
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT key, expires_at FROM kv WHERE key IN ({marks}) AND {_LIVE}"
-                for key, expires_at in conn.execute(sql, (*chunk, now)):
-                    found[key] = None if expires_at is None else max(expires_at - now, 0.0)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        return found
+        rows, now = self._live_rows(keys, "key, expires_at")
+        return {key: seconds_left(expires_at, now) for key, expires_at in rows}
 
     def keys(self, prefix: str) -> list[str]:
         where, params = _prefix_range(prefix)
@@ -446,7 +430,7 @@ class SQLiteDriver(Driver):
         # The expiry comes with the key, in the same page: one query per 500 keys.
         for rows, now in self._pages(prefix, "key, expires_at"):
             for key, expires_at in rows:
-                yield key, None if expires_at is None else max(expires_at - now, 0.0)
+                yield key, seconds_left(expires_at, now)
 
     def _pages(self, prefix: str, columns: str) -> Iterator[tuple[list[Any], float]]:
         """Pages of ``columns`` (``key`` first) of the live keys under ``prefix``, in key
@@ -473,17 +457,23 @@ class SQLiteDriver(Driver):
             after = rows[-1][0]
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
+        rows, _ = self._live_rows(keys, "key, value")
+        return dict(rows)
+
+    def _live_rows(self, keys: Sequence[str], columns: str) -> tuple[list[Any], float]:
+        """Rows of ``columns`` of the live keys among ``keys`` (``IN`` lists of at most
+        ``_CHUNK`` keys), and the time the expiries were checked against."""
+        rows: list[Any] = []
         now = time.time()
         try:
             conn = self._conn()
             for chunk in _chunks(keys):
                 marks = ",".join("?" * len(chunk))
-                sql = f"SELECT key, value FROM kv WHERE key IN ({marks}) AND {_LIVE}"
-                found.update(conn.execute(sql, (*chunk, now)).fetchall())
+                sql = f"SELECT {columns} FROM kv WHERE key IN ({marks}) AND {_LIVE}"
+                rows += conn.execute(sql, (*chunk, now)).fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        return found
+        return rows, now
 
     # -- writes ----------------------------------------------------------
 
@@ -583,6 +573,14 @@ class SQLiteDriver(Driver):
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         return cursor.rowcount
+
+
+def _schema(conn: sqlite3.Connection) -> tuple[int, int]:
+    """``(application_id, user_version)`` of the file: whose it is, and which schema."""
+    app_id, version = conn.execute(
+        "SELECT * FROM pragma_application_id, pragma_user_version"
+    ).fetchone()
+    return int(app_id), int(version)
 
 
 def _encodable(text: str) -> bool:

@@ -86,19 +86,18 @@ def resolve(
                 f"options {sorted(options)} can't apply to a driver instance; "
                 "pass them to the driver's constructor"
             )
-        instance, reason = driver, "a driver instance was passed"
+        reason = "a driver instance was passed"
     else:
         name, chosen, reason, base = _choose(driver, options, env, cwd)
-        layer_store_options = {
-            k: chosen.pop(k) for k in STORE_OPTIONS if k in chosen
-        }
+        layer_store_options = {k: chosen.pop(k) for k in STORE_OPTIONS if k in chosen}
         store_options = {**layer_store_options, **store_options}
-        read_only = _coerce("read_only", store_options.get("read_only", False), bool)
-        if read_only and "read_only" in driver_options(driver_class(name)):
-            chosen["read_only"] = True  # a driver that can open its storage read-only
-        instance = build_driver(name, chosen, base)
 
     read_only = _coerce("read_only", store_options.get("read_only", False), bool)
+    instance = (
+        driver
+        if isinstance(driver, Driver)
+        else build_driver(name, chosen, base, read_only=read_only)
+    )
     max_value_bytes = _coerce(
         "max_value_bytes", store_options.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES), int
     )
@@ -110,11 +109,15 @@ def resolve(
     return Resolved(instance, bool(read_only), int(max_value_bytes), reason)
 
 
-def build_driver(name: str, options: Mapping[str, Any], base: Path | None = None) -> Driver:
+def build_driver(
+    name: str, options: Mapping[str, Any], base: Path | None = None, *, read_only: bool = False
+) -> Driver:
     """Create driver ``name`` with ``options``, checked against its signature.
 
     String values (from the environment) are converted to the annotated type;
-    a relative ``path`` is taken relative to ``base`` when given.
+    a relative ``path`` is taken relative to ``base`` when given. With
+    ``read_only``, a driver that takes a ``read_only`` option gets it, to open
+    its storage read-only (the store refuses writes either way).
     """
     cls = driver_class(name)
     accepted = driver_options(cls)
@@ -132,6 +135,8 @@ def build_driver(name: str, options: Mapping[str, Any], base: Path | None = None
         and not os.path.isabs(kwargs["path"])
     ):
         kwargs["path"] = str(base / kwargs["path"])
+    if read_only and "read_only" in accepted:
+        kwargs["read_only"] = True
     return cls(**kwargs)
 
 

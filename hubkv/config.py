@@ -217,7 +217,8 @@ def open_spec(
     env = os.environ if environ is None else environ
     name, options, base = _spec_layer(spec, env, cwd)
     store_options = {key: options.pop(key) for key in STORE_OPTIONS if key in options}
-    return KV(build_driver(name, options, base), **store_options)
+    read_only = _coerce("read_only", store_options.get("read_only", False), bool)
+    return KV(build_driver(name, options, base, read_only=read_only), **store_options)
 
 
 def _spec_layer(

@@ -105,3 +105,15 @@ def test_docstring_examples(target: object) -> None:
     for test in tests:
         runner.run(test)
     assert runner.failures == 0
+
+
+def test_a_read_only_spec_opens_fs_lite_read_only(tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "kv.sqlite3"
+    store = open_spec(f"fs-lite:path={missing},read_only=true")
+    with pytest.raises(hubkv.DriverError, match="no such file"):
+        store.get("a")
+    assert not missing.parent.exists()  # nothing created
+    path = tmp_path / "kv.sqlite3"
+    hubkv.KV("fs-lite", path=str(path)).set("a", 1)
+    reader = open_spec(f"fs-lite:path={path},read_only=true")
+    assert reader.get("a") == 1 and reader.driver.read_only  # type: ignore[attr-defined]
